@@ -1,0 +1,166 @@
+#include "daemon/cli.h"
+
+#include <cstdio>
+#include <optional>
+
+#include <CLI/CLI.hpp>
+
+#include "config/config.h"
+#include "daemon/run.h"
+#include "daemon/version.h"
+
+namespace hubcache::daemon {
+namespace {
+
+// The flags every command that reads the configuration accepts.
+struct ConfigFlags {
+  std::string config_file;
+  std::vector<std::string> listen;
+  std::string cache_dir;
+  std::string upstream;
+  std::string upstream_ca_file;
+  bool offline = false;
+  std::string log_level;
+  std::vector<std::string> set;
+};
+
+void AddConfigFlags(CLI::App& app, ConfigFlags& flags) {
+  app.add_option("--config", flags.config_file,
+                 "TOML configuration file (default: $HUBCACHE_CONFIG, else none)")
+      ->type_name("FILE");
+  app.add_option("--listen", flags.listen,
+                 "Address to listen on, IPv4:PORT or [IPv6]:PORT; repeat for several "
+                 "(server.listen)")
+      ->type_name("HOST:PORT")
+      ->allow_extra_args(false);
+  app.add_option("--cache-dir", flags.cache_dir, "Cache directory (store.cache_dir)")
+      ->type_name("DIR");
+  app.add_option("--upstream", flags.upstream, "Hub URL (upstream.url)")->type_name("URL");
+  app.add_option("--upstream-ca-file", flags.upstream_ca_file,
+                 "PEM CA bundle to trust for the upstream (upstream.ca_file)")
+      ->type_name("FILE");
+  app.add_flag("--offline", flags.offline,
+               "Never contact the upstream; serve only the cache (upstream.offline)");
+  app.add_option("--log-level", flags.log_level,
+                 "trace, debug, info, warn, error or off (log.level)")
+      ->type_name("LEVEL");
+  app.add_option("--set", flags.set,
+                 "Set any configuration key, e.g. --set upstream.connections=4; repeatable")
+      ->type_name("KEY=VALUE")
+      ->allow_extra_args(false);
+}
+
+// Turns the parsed flags into the last configuration layer. --set comes
+// first so that the dedicated flags win over it.
+tl::expected<config::Sources, std::string> ToSources(const ConfigFlags& flags) {
+  config::Sources sources;
+  sources.config_file = flags.config_file;
+  sources.env = config::ProcessEnvironment();
+  for (const std::string& assignment : flags.set) {
+    const std::size_t eq = assignment.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      return tl::unexpected<std::string>("--set " + assignment +
+                                         ": expected KEY=VALUE, such as server.threads=4");
+    }
+    sources.flags.push_back(
+        {assignment.substr(0, eq), {assignment.substr(eq + 1)}, "--set " + assignment.substr(0, eq)});
+  }
+  if (!flags.listen.empty()) sources.flags.push_back({"server.listen", flags.listen, "--listen"});
+  if (!flags.cache_dir.empty()) {
+    sources.flags.push_back({"store.cache_dir", {flags.cache_dir}, "--cache-dir"});
+  }
+  if (!flags.upstream.empty()) sources.flags.push_back({"upstream.url", {flags.upstream}, "--upstream"});
+  if (!flags.upstream_ca_file.empty()) {
+    sources.flags.push_back({"upstream.ca_file", {flags.upstream_ca_file}, "--upstream-ca-file"});
+  }
+  if (flags.offline) sources.flags.push_back({"upstream.offline", {"true"}, "--offline"});
+  if (!flags.log_level.empty()) sources.flags.push_back({"log.level", {flags.log_level}, "--log-level"});
+  return sources;
+}
+
+// Loads the configuration or prints why not; nullopt means exit with kExitUsage.
+std::optional<config::Loaded> LoadOrReport(const ConfigFlags& flags) {
+  auto sources = ToSources(flags);
+  if (!sources) {
+    std::fprintf(stderr, "hubcache: %s\n", sources.error().c_str());
+    return std::nullopt;
+  }
+  auto loaded = config::Load(*sources);
+  if (!loaded) {
+    std::fprintf(stderr, "hubcache: invalid configuration:\n");
+    std::string_view rest = loaded.error();
+    while (!rest.empty()) {
+      const std::size_t nl = rest.find('\n');
+      const std::string_view line = rest.substr(0, nl);
+      std::fprintf(stderr, "  %.*s\n", static_cast<int>(line.size()), line.data());
+      if (nl == std::string_view::npos) break;
+      rest = rest.substr(nl + 1);
+    }
+    return std::nullopt;
+  }
+  return std::move(*loaded);
+}
+
+}  // namespace
+
+int Main(int argc, char** argv) {
+  CLI::App app{
+      "hubcache: a caching proxy and edge mirror for the Hugging Face Hub.\n"
+      "Point HF_ENDPOINT (Python) or hubUrl (huggingface.js) at it.",
+      "hubcache"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("hubcache ") + Version());
+
+  ConfigFlags serve_flags;
+  CLI::App* serve = app.add_subcommand("serve", "Run the caching proxy in the foreground");
+  AddConfigFlags(*serve, serve_flags);
+
+  CLI::App* config_cmd =
+      app.add_subcommand("config", "Check or print the effective configuration");
+  config_cmd->require_subcommand(1);
+  ConfigFlags check_flags;
+  CLI::App* check = config_cmd->add_subcommand(
+      "check", "Validate the configuration; exit 0 if valid, 2 with the problems if not");
+  AddConfigFlags(*check, check_flags);
+  ConfigFlags print_flags;
+  CLI::App* print = config_cmd->add_subcommand(
+      "print", "Print the effective configuration as TOML, each value with its origin");
+  AddConfigFlags(*print, print_flags);
+
+  CLI::App* version = app.add_subcommand("version", "Print the version");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help and --version are "errors" with exit code 0 in CLI11.
+    const int code = app.exit(e);
+    return code == 0 ? kExitOk : kExitUsage;
+  }
+
+  if (version->parsed()) {
+    std::printf("hubcache %s\n", Version());
+    return kExitOk;
+  }
+  if (serve->parsed()) {
+    auto loaded = LoadOrReport(serve_flags);
+    if (!loaded) return kExitUsage;
+    return Run(*loaded);
+  }
+  if (check->parsed()) {
+    auto loaded = LoadOrReport(check_flags);
+    if (!loaded) return kExitUsage;
+    std::printf("configuration is valid (%s)\n",
+                loaded->config_file.empty() ? "no config file"
+                                            : ("config file " + loaded->config_file).c_str());
+    return kExitOk;
+  }
+  if (print->parsed()) {
+    auto loaded = LoadOrReport(print_flags);
+    if (!loaded) return kExitUsage;
+    std::fputs(config::Render(*loaded).c_str(), stdout);
+    return kExitOk;
+  }
+  return kExitUsage;
+}
+
+}  // namespace hubcache::daemon

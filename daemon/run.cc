@@ -1,0 +1,130 @@
+#include "daemon/run.h"
+
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdio>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/signal_set.hpp>
+#include <fmt/format.h>
+
+#include "core/asio.h"
+#include "core/errc.h"
+#include "core/log.h"
+#include "daemon/cli.h"
+#include "daemon/version.h"
+#include "proxy/router.h"
+#include "proxy/server.h"
+#include "store/cache_dir.h"
+
+namespace hubcache::daemon {
+namespace {
+
+constexpr auto kModule = log::Module::kDaemon;
+
+// Startup failures go to stderr as one plain sentence for a person at a
+// terminal, or as a log event otherwise (journald, scripts).
+int StartupFailure(std::string_view event, const std::string& message) {
+  if (::isatty(STDERR_FILENO)) {
+    std::fprintf(stderr, "hubcache: %s\n", message.c_str());
+  } else {
+    log::Error(kModule, event, {{"error", message}});
+    log::Flush();
+  }
+  return kExitFailure;
+}
+
+std::string JoinEndpoints(const std::vector<net::ip::tcp::endpoint>& endpoints) {
+  std::string out;
+  for (const auto& ep : endpoints) {
+    if (!out.empty()) out += ',';
+    const auto address = ep.address();
+    out += address.is_v6() ? fmt::format("[{}]:{}", address.to_string(), ep.port())
+                           : fmt::format("{}:{}", address.to_string(), ep.port());
+  }
+  return out;
+}
+
+}  // namespace
+
+int Run(const config::Loaded& loaded) {
+  const config::Config& config = loaded.config;
+  log::Configure(config.log);
+  // A client that disconnects mid-write must surface as EPIPE, not kill us.
+  std::signal(SIGPIPE, SIG_IGN);
+
+  // 1. The cache directory, held exclusively by this process.
+  auto cache_dir = store::CacheDir::Open(config.store.cache_dir);
+  if (!cache_dir) {
+    if (cache_dir.error() == core::Errc::kLocked) {
+      const auto holder = store::CacheDir::HolderPid(config.store.cache_dir);
+      return StartupFailure(
+          "cache_dir_locked",
+          fmt::format("cache directory {} is in use by another hubcache process{}; stop it "
+                      "or choose another --cache-dir",
+                      config.store.cache_dir,
+                      holder ? fmt::format(" (pid {})", *holder) : std::string()));
+    }
+    return StartupFailure("cache_dir_failed",
+                          fmt::format("cannot open cache directory {}: {}",
+                                      config.store.cache_dir, cache_dir.error().message()));
+  }
+
+  // 2. The event loop and the HTTP server on it.
+  const unsigned threads =
+      config.server.threads != 0 ? config.server.threads
+                                 : std::max(1u, std::thread::hardware_concurrency());
+  net::io_context ioc(static_cast<int>(threads));
+  proxy::Router router;
+  auto server = proxy::Server::Create(ioc, config.server, router);
+  if (!server) {
+    std::string addresses;
+    for (const auto& a : config.server.listen) addresses += (addresses.empty() ? "" : ", ") + a;
+    return StartupFailure("listen_failed", fmt::format("cannot listen on {}: {}", addresses,
+                                                       server.error().message()));
+  }
+
+  // 3. Signals: the first SIGTERM/SIGINT drains, a second one stops at once.
+  net::signal_set signals(ioc, SIGINT, SIGTERM);
+  int signals_seen = 0;
+  std::function<void(ErrorCode, int)> on_signal = [&](ErrorCode ec, int signo) {
+    if (ec) return;
+    if (++signals_seen > 1) {
+      log::Warn(kModule, "shutdown_forced", {{"signal", signo}});
+      ioc.stop();
+      return;
+    }
+    log::Info(kModule, "shutdown_started",
+              {{"signal", signo}, {"open_connections", (*server)->connection_count()},
+               {"deadline_ms", config.server.shutdown_timeout}});
+    (*server)->Shutdown(config.server.shutdown_timeout, [&signals] {
+      ErrorCode ignored;
+      signals.cancel(ignored);
+    });
+    signals.async_wait(on_signal);
+  };
+  signals.async_wait(on_signal);
+
+  (*server)->Start();
+  log::Info(kModule, "hubcache_started",
+            {{"version", Version()},
+             {"listen", JoinEndpoints((*server)->endpoints())},
+             {"cache_dir", (*cache_dir)->path().string()},
+             {"upstream", config.upstream.url},
+             {"offline", config.upstream.offline},
+             {"threads", threads},
+             {"config_file", loaded.config_file.empty() ? "none" : loaded.config_file}});
+
+  std::vector<std::thread> pool;
+  for (unsigned i = 1; i < threads; ++i) pool.emplace_back([&ioc] { ioc.run(); });
+  ioc.run();
+  for (auto& t : pool) t.join();
+
+  log::Info(kModule, "hubcache_stopped", {});
+  log::Flush();
+  return kExitOk;
+}
+
+}  // namespace hubcache::daemon

@@ -1,0 +1,91 @@
+// Exchange: one HTTP request on a client connection and the means to answer it.
+//
+// The server reads a request, wraps it in an Exchange and passes it to the
+// Handler; the handler answers exactly once, either with Send() (a complete
+// response in memory) or by writing to stream() itself (streaming bodies,
+// sendfile) and then calling MarkAnswered(). The server logs one summary line
+// per exchange from what is recorded here.
+//
+// Executor: everything runs on the connection's strand. The Exchange and the
+// stream it refers to are owned by the session coroutine and outlive the
+// handler's coroutine.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include <boost/beast/core/string.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
+
+#include "core/asio.h"
+#include "core/result.h"
+
+namespace hubcache::proxy {
+
+using Request = http::request<http::string_body>;
+using StringResponse = http::response<http::string_body>;
+
+// Beast (Boost 1.74) hands out boost::string_view; everything else takes
+// std::string_view.
+inline std::string_view ToStd(beast::string_view s) { return {s.data(), s.size()}; }
+
+class Exchange {
+ public:
+  Exchange(beast::tcp_stream& stream, Request& request, std::string id,
+           std::chrono::milliseconds write_timeout);
+
+  const Request& request() const { return request_; }
+  // A short random id for this request, logged as `req=`.
+  const std::string& id() const { return id_; }
+  bool is_head() const { return request_.method() == http::verb::head; }
+
+  // Writes `response` (for HEAD: its head only, with Content-Length of the
+  // body it would have had). Sets version and keep-alive from the request and
+  // Content-Length from the body unless the handler set them. Returns the
+  // write error, if any; the connection is then unusable.
+  // REQUIRES: !answered().
+  net::awaitable<ErrorCode> Send(StringResponse response);
+
+  // Writes a JSON error `{"error": message}` with `status`, the way the Hub
+  // formats its own errors.
+  net::awaitable<ErrorCode> SendError(http::status status, std::string_view message);
+
+  // For handlers that write to stream() directly: records the outcome.
+  void MarkAnswered(unsigned status, std::uint64_t body_bytes, bool keep_alive);
+  beast::tcp_stream& stream() { return stream_; }
+
+  // Tell the server to close the connection after this exchange.
+  void set_close() { keep_alive_ = false; }
+
+  bool answered() const { return answered_; }
+  unsigned status() const { return status_; }
+  std::uint64_t body_bytes() const { return body_bytes_; }
+  bool keep_alive() const { return keep_alive_; }
+
+ private:
+  beast::tcp_stream& stream_;
+  Request& request_;
+  std::string id_;
+  std::chrono::milliseconds write_timeout_;
+  bool answered_ = false;
+  unsigned status_ = 0;
+  std::uint64_t body_bytes_ = 0;
+  bool keep_alive_;
+};
+
+// The interface the server calls for each request.
+class Handler {
+ public:
+  virtual ~Handler() = default;
+  // Answers `exchange`. Runs on the connection's strand; may suspend. Must
+  // answer (Send or MarkAnswered) unless the connection failed; an exchange
+  // left unanswered gets a 500. Exceptions close only this connection.
+  virtual net::awaitable<void> Handle(Exchange& exchange) = 0;
+};
+
+}  // namespace hubcache::proxy

@@ -1,0 +1,86 @@
+// Server: the inbound HTTP/1.1 server clients (and HF_ENDPOINT) talk to.
+//
+// It binds every configured listen address, accepts connections, and runs one
+// session coroutine per connection on its own strand. A session reads
+// requests with limits (header size, request and idle timeouts), hands each
+// to the Handler and keeps the connection alive between requests. Connections
+// beyond server.max_connections are closed as soon as they are accepted.
+//
+// Shutdown is graceful: Shutdown() stops accepting, closes idle keep-alive
+// connections at once, lets requests in flight finish, and closes whatever is
+// left when the deadline passes. When the last session has ended, the server
+// holds no more work on the io_context, so io_context::run() can return.
+//
+// Thread safety: Create() and Start() before the io_context runs; Shutdown()
+// and the accessors from any thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "core/asio.h"
+#include "core/result.h"
+#include "proxy/options.h"
+
+namespace hubcache::proxy {
+
+class Handler;
+
+class Server {
+ public:
+  // Binds all of `options.listen`. Errors: the bind/listen error of the first
+  // address that failed (address in use, permission denied), after which
+  // nothing stays bound. `ioc` and `handler` must outlive the server.
+  static Result<std::unique_ptr<Server>> Create(net::io_context& ioc,
+                                                const ServerOptions& options,
+                                                Handler& handler);
+  ~Server();
+
+  // The bound addresses, with ports resolved when port 0 was configured.
+  std::vector<net::ip::tcp::endpoint> endpoints() const;
+
+  // Starts the accept loops.
+  void Start();
+
+  // Begins a graceful shutdown (idempotent). In-flight requests get
+  // `deadline` to finish; then remaining connections are closed. `done` is
+  // called once, from an io_context thread, after the last connection ended.
+  void Shutdown(std::chrono::milliseconds deadline, std::function<void()> done);
+
+  // Open client connections right now.
+  std::size_t connection_count() const;
+
+  struct Connection;  // defined in server.cc
+
+ private:
+  struct Listener;
+  Server(net::io_context& ioc, const ServerOptions& options, Handler& handler);
+
+  net::awaitable<void> AcceptLoop(Listener& listener);
+  net::awaitable<void> Session(std::shared_ptr<Connection> connection);
+  void Register(const std::shared_ptr<Connection>& connection);
+  void Unregister(const std::shared_ptr<Connection>& connection);
+  void CloseIdle();
+  void CloseAll();
+  void MaybeFinishShutdown();
+
+  net::io_context& ioc_;
+  const ServerOptions options_;
+  Handler& handler_;
+  std::vector<std::unique_ptr<Listener>> listeners_;
+  std::atomic<bool> stopping_{false};
+
+  mutable std::mutex mu_;
+  // GUARDED_BY(mu_)
+  std::vector<std::shared_ptr<Connection>> connections_;
+  std::function<void()> on_drained_;  // GUARDED_BY(mu_)
+  std::unique_ptr<net::steady_timer> deadline_timer_;
+  std::size_t accept_loops_running_ = 0;  // GUARDED_BY(mu_)
+};
+
+}  // namespace hubcache::proxy

@@ -1,0 +1,23 @@
+// Options of the store: where blobs live and how much space they may take.
+// The [store] section of the configuration fills this struct (config/).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace hubcache::store {
+
+struct Options {
+  // Root of the cache: blobs/, staging/, index/ and the lock file live here.
+  // Created at startup if missing. The config layer fills in the default
+  // ($CACHE_DIRECTORY under systemd, else $XDG_CACHE_HOME/hubcache, else
+  // ~/.cache/hubcache).
+  std::string cache_dir;
+  // Upper bound on the bytes of all blobs; 0 means no limit beyond
+  // min_free_percent. Eviction drops least-recently-used unpinned blobs.
+  std::uint64_t max_bytes = 0;
+  // Eviction keeps at least this percentage of the filesystem free (0-100).
+  double min_free_percent = 10.0;
+};
+
+}  // namespace hubcache::store
