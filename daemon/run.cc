@@ -7,7 +7,6 @@
 #include <thread>
 #include <vector>
 
-#include <boost/asio/signal_set.hpp>
 #include <fmt/format.h>
 
 #include "core/asio.h"
@@ -99,9 +98,10 @@ int Run(const config::Loaded& loaded) {
     log::Info(kModule, "shutdown_started",
               {{"signal", signo}, {"open_connections", (*server)->connection_count()},
                {"deadline_ms", config.server.shutdown_timeout}});
-    (*server)->Shutdown(config.server.shutdown_timeout, [&signals] {
+    (*server)->Shutdown(config.server.shutdown_timeout, [&signals, &ioc] {
       ErrorCode ignored;
       signals.cancel(ignored);
+      ioc.stop();
     });
     signals.async_wait(on_signal);
   };

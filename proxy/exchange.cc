@@ -6,17 +6,18 @@
 namespace hubcache::proxy {
 
 Exchange::Exchange(beast::tcp_stream& stream, Request& request, std::string id,
-                   std::chrono::milliseconds write_timeout)
+                   std::chrono::milliseconds write_timeout,
+                   const std::atomic<bool>* server_stopping)
     : stream_(stream),
       request_(request),
       id_(std::move(id)),
       write_timeout_(write_timeout),
+      server_stopping_(server_stopping),
       keep_alive_(request.keep_alive()) {}
 
 net::awaitable<ErrorCode> Exchange::Send(StringResponse response) {
   response.version(request_.version());
-  if (!keep_alive_) response.keep_alive(false);
-  keep_alive_ = response.keep_alive() && keep_alive_;
+  keep_alive_ = keep_alive() && response.keep_alive();
   response.keep_alive(keep_alive_);
   if (response.find(http::field::content_length) == response.end()) {
     response.content_length(response.body().size());

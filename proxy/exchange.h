@@ -11,6 +11,7 @@
 // handler's coroutine.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <string>
@@ -36,8 +37,11 @@ inline std::string_view ToStd(beast::string_view s) { return {s.data(), s.size()
 
 class Exchange {
  public:
+  // `server_stopping`, if given, is the server's shutdown flag: once it is
+  // set, responses carry `Connection: close`. It must outlive the exchange.
   Exchange(beast::tcp_stream& stream, Request& request, std::string id,
-           std::chrono::milliseconds write_timeout);
+           std::chrono::milliseconds write_timeout,
+           const std::atomic<bool>* server_stopping = nullptr);
 
   const Request& request() const { return request_; }
   // A short random id for this request, logged as `req=`.
@@ -65,13 +69,19 @@ class Exchange {
   bool answered() const { return answered_; }
   unsigned status() const { return status_; }
   std::uint64_t body_bytes() const { return body_bytes_; }
-  bool keep_alive() const { return keep_alive_; }
+  // Whether the connection may serve another request after this one: the
+  // client asked for it, the handler did not refuse it, and the server is not
+  // shutting down.
+  bool keep_alive() const {
+    return keep_alive_ && !(server_stopping_ != nullptr && server_stopping_->load());
+  }
 
  private:
   beast::tcp_stream& stream_;
   Request& request_;
   std::string id_;
   std::chrono::milliseconds write_timeout_;
+  const std::atomic<bool>* server_stopping_;
   bool answered_ = false;
   unsigned status_ = 0;
   std::uint64_t body_bytes_ = 0;

@@ -4,7 +4,6 @@
 #include <atomic>
 #include <random>
 
-#include <boost/asio/ip/v6_only.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/error.hpp>
@@ -25,6 +24,9 @@ using Clock = std::chrono::steady_clock;
 // Request bodies are small API payloads (paths-info); anything larger is 413.
 constexpr std::uint64_t kMaxRequestBody = 1024 * 1024;
 constexpr std::size_t kMaxLoggedTarget = 512;
+// After the shutdown deadline closed every connection, how long sessions get
+// to unwind before shutdown is reported complete regardless.
+constexpr std::chrono::seconds kAbandonGrace(1);
 
 std::string NewRequestId() {
   static std::atomic<std::uint64_t> counter{std::random_device{}()};
@@ -213,8 +215,7 @@ net::awaitable<void> Server::Session(std::shared_ptr<Connection> connection) {
     }
 
     Request request = parser.release();
-    Exchange exchange(stream, request, NewRequestId(), options_.request_timeout);
-    if (stopping_) exchange.set_close();
+    Exchange exchange(stream, request, NewRequestId(), options_.request_timeout, &stopping_);
     const auto start = Clock::now();
     bool failed = false;
     try {
@@ -265,6 +266,16 @@ void Server::Shutdown(std::chrono::milliseconds deadline, std::function<void()> 
       log::Warn(log::Module::kProxy, "shutdown_deadline",
                 {{"open_connections", connection_count()}});
       CloseAll();
+      // A session suspended on something other than its socket (a timer, a
+      // fetch) does not notice the close. Give sessions a moment to unwind,
+      // then report drained anyway; the owner stops the io_context.
+      deadline_timer_->expires_after(kAbandonGrace);
+      deadline_timer_->async_wait([this](ErrorCode ec2) {
+        if (ec2) return;
+        log::Warn(log::Module::kProxy, "shutdown_abandoned",
+                  {{"open_connections", connection_count()}});
+        FinishShutdown();
+      });
     });
   }
   for (auto& listener : listeners_) {
@@ -295,12 +306,18 @@ void Server::CloseAll() {
 }
 
 void Server::MaybeFinishShutdown() {
+  {
+    std::lock_guard lock(mu_);
+    if (!stopping_ || !connections_.empty() || accept_loops_running_ != 0) return;
+  }
+  FinishShutdown();
+}
+
+void Server::FinishShutdown() {
   std::function<void()> done;
   {
     std::lock_guard lock(mu_);
-    if (!stopping_ || !connections_.empty() || accept_loops_running_ != 0 || !on_drained_) {
-      return;
-    }
+    if (!on_drained_) return;
     done = std::move(on_drained_);
     on_drained_ = nullptr;
     if (deadline_timer_) {

@@ -9,10 +9,11 @@
 // Shutdown is graceful: Shutdown() stops accepting, closes idle keep-alive
 // connections at once, lets requests in flight finish, and closes whatever is
 // left when the deadline passes. When the last session has ended, the server
-// holds no more work on the io_context, so io_context::run() can return.
+// holds no more work on the io_context.
 //
 // Thread safety: Create() and Start() before the io_context runs; Shutdown()
-// and the accessors from any thread.
+// and the accessors from any thread. Destroy the server only after the
+// io_context has stopped, and before the io_context itself.
 #pragma once
 
 #include <atomic>
@@ -47,9 +48,11 @@ class Server {
   // Starts the accept loops.
   void Start();
 
-  // Begins a graceful shutdown (idempotent). In-flight requests get
-  // `deadline` to finish; then remaining connections are closed. `done` is
-  // called once, from an io_context thread, after the last connection ended.
+  // Begins a graceful shutdown; only the first call has an effect. In-flight
+  // requests get `deadline` to finish; then remaining connections are closed.
+  // `done` is called once, from an io_context thread, after the last
+  // connection ended, or a second after the deadline if some session is
+  // still suspended elsewhere; the owner should then stop the io_context.
   void Shutdown(std::chrono::milliseconds deadline, std::function<void()> done);
 
   // Open client connections right now.
@@ -68,6 +71,7 @@ class Server {
   void CloseIdle();
   void CloseAll();
   void MaybeFinishShutdown();
+  void FinishShutdown();
 
   net::io_context& ioc_;
   const ServerOptions options_;
