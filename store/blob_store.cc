@@ -1,0 +1,342 @@
+#include "store/blob_store.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <vector>
+
+#include "core/errc.h"
+#include "core/log.h"
+#include "store/errc.h"
+
+namespace hubcache::store {
+namespace {
+
+namespace fs = std::filesystem;
+using Extents = std::map<std::uint64_t, std::uint64_t>;  // start → end, disjoint
+constexpr std::size_t kHashReadChunk = 1 << 20;
+
+std::int64_t Now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// The parts of [start, end) not covered by `extents`.
+std::vector<std::pair<std::uint64_t, std::uint64_t>> Uncovered(const Extents& extents,
+                                                               std::uint64_t start,
+                                                               std::uint64_t end) {
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> out;
+  auto it = extents.upper_bound(start);
+  if (it != extents.begin()) {
+    auto prev = std::prev(it);
+    if (prev->second > start) start = prev->second;
+  }
+  for (; start < end; ++it) {
+    if (it == extents.end() || it->first >= end) {
+      out.emplace_back(start, end);
+      break;
+    }
+    if (it->first > start) out.emplace_back(start, it->first);
+    start = std::max(start, it->second);
+  }
+  return out;
+}
+
+// Adds [start, end), merging with neighbours.
+void Insert(Extents& extents, std::uint64_t start, std::uint64_t end) {
+  if (start >= end) return;
+  auto it = extents.upper_bound(start);
+  if (it != extents.begin() && std::prev(it)->second >= start) {
+    --it;
+    start = it->first;
+    end = std::max(end, it->second);
+    it = extents.erase(it);
+  }
+  while (it != extents.end() && it->first <= end) {
+    end = std::max(end, it->second);
+    it = extents.erase(it);
+  }
+  extents.emplace(start, end);
+}
+
+// Removes [start, end) exactly as it was inserted (a claimed piece).
+void Remove(Extents& extents, std::uint64_t start, std::uint64_t end) {
+  auto it = extents.upper_bound(start);
+  if (it == extents.begin()) return;
+  --it;
+  const std::uint64_t s = it->first;
+  const std::uint64_t e = it->second;
+  if (e <= start) return;
+  extents.erase(it);
+  if (s < start) extents.emplace(s, start);
+  if (end < e) extents.emplace(end, e);
+}
+
+Result<void> SyncDir(const fs::path& dir) {
+  UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd || ::fsync(fd.get()) != 0) return Fail(core::ErrnoError(errno));
+  return {};
+}
+
+Result<void> PwriteAll(int fd, const std::uint8_t* data, std::size_t len, std::uint64_t offset) {
+  while (len > 0) {
+    const ssize_t n = ::pwrite(fd, data, len, static_cast<off_t>(offset));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Fail(core::ErrnoError(errno));
+    }
+    data += n;
+    len -= static_cast<std::size_t>(n);
+    offset += static_cast<std::uint64_t>(n);
+  }
+  return {};
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- BlobStore
+
+BlobStore::BlobStore(fs::path root, std::unique_ptr<Index> index)
+    : root_(std::move(root)), index_(std::move(index)) {}
+
+BlobStore::~BlobStore() = default;
+
+Result<std::unique_ptr<BlobStore>> BlobStore::Open(const Options& options) {
+  const fs::path root = fs::absolute(options.cache_dir);
+  std::error_code ec;
+  for (const char* sub : {"blobs/sha256", "blobs/sha1", "staging"}) {
+    fs::create_directories(root / sub, ec);
+    if (ec) return Fail(core::ErrnoError(ec.value()));
+  }
+  auto index = Index::Open(root / "index");
+  if (!index) return Fail(index.error());
+  return std::unique_ptr<BlobStore>(new BlobStore(root, std::move(*index)));
+}
+
+fs::path BlobStore::BlobPath(const Digest& digest) const {
+  const std::string hex = digest.Hex();
+  return root_ / "blobs" / std::string(digest.KindName()) / hex.substr(0, 2) / hex;
+}
+
+Result<BlobStore::Blob> BlobStore::Lookup(const Digest& digest) {
+  auto record = index_->GetBlob(digest);
+  if (!record) return Fail(record.error());
+  if (!*record) return Fail(core::Errc::kNotFound);
+  UniqueFd fd(::open(BlobPath(digest).c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) {
+    if (errno == ENOENT) {
+      log::Warn(log::Module::kStore, "blob_file_missing", {{"digest", digest.Hex()}});
+      return Fail(core::Errc::kNotFound);
+    }
+    return Fail(core::ErrnoError(errno));
+  }
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return Fail(core::ErrnoError(errno));
+  if (static_cast<std::uint64_t>(st.st_size) != (*record)->size) {
+    log::Error(log::Module::kStore, "blob_size_mismatch",
+               {{"digest", digest.Hex()},
+                {"indexed", (*record)->size},
+                {"on_disk", static_cast<std::int64_t>(st.st_size)}});
+    return Fail(core::Errc::kCorrupt);
+  }
+  index_->Touch(digest, Now());
+  return Blob{(*record)->size, std::move(fd)};
+}
+
+Result<std::unique_ptr<BlobWriter>> BlobStore::BeginWrite(const Digest& digest,
+                                                          std::uint64_t expected_size) {
+  auto existing = index_->GetBlob(digest);
+  if (!existing) return Fail(existing.error());
+  if (*existing) return Fail(core::Errc::kAlreadyExists);
+  {
+    std::lock_guard lock(mu_);
+    if (!writing_.insert(digest).second) return Fail(Errc::kBusy);
+  }
+  const fs::path staging =
+      root_ / "staging" / (std::string(digest.KindName()) + "-" + digest.Hex() + ".part");
+  UniqueFd fd(::open(staging.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0640));
+  if (!fd) {
+    const int err = errno;
+    EndWrite(digest);
+    return Fail(core::ErrnoError(err));
+  }
+  return std::unique_ptr<BlobWriter>(
+      new BlobWriter(*this, digest, expected_size, staging, std::move(fd)));
+}
+
+void BlobStore::EndWrite(const Digest& digest) {
+  std::lock_guard lock(mu_);
+  writing_.erase(digest);
+}
+
+// --------------------------------------------------------------- BlobWriter
+
+BlobWriter::BlobWriter(BlobStore& store, Digest digest, std::uint64_t expected_size,
+                       fs::path staging_path, UniqueFd fd)
+    : store_(store),
+      digest_(digest),
+      expected_size_(expected_size),
+      staging_path_(std::move(staging_path)),
+      fd_(std::move(fd)),
+      hasher_(digest.kind(), expected_size) {}
+
+BlobWriter::~BlobWriter() {
+  if (state_.load() != State::kCommitted) Abort();
+  store_.EndWrite(digest_);
+}
+
+Result<void> BlobWriter::WriteAt(std::uint64_t offset, std::span<const std::uint8_t> data) {
+  if (state_.load() != State::kWriting) return Fail(core::Errc::kInvalidArgument);
+  const std::uint64_t end = offset + data.size();
+  if (end < offset || end > expected_size_) return Fail(Errc::kSizeMismatch);
+  if (data.empty()) return {};
+
+  // Claim the bytes nobody has claimed yet, so each byte is written once.
+  Pieces pieces;
+  {
+    std::lock_guard lock(mu_);
+    pieces = Uncovered(claimed_, offset, end);
+    for (const auto& [s, e] : pieces) Insert(claimed_, s, e);
+  }
+  for (std::size_t i = 0; i < pieces.size(); ++i) {
+    const auto [s, e] = pieces[i];
+    auto written = PwriteAll(fd_.get(), data.data() + (s - offset), e - s, s);
+    if (!written) {
+      // Release what was not written so a retry can write it.
+      std::lock_guard lock(mu_);
+      for (std::size_t j = i; j < pieces.size(); ++j) Remove(claimed_, pieces[j].first, pieces[j].second);
+      for (std::size_t j = 0; j < i; ++j) Insert(written_, pieces[j].first, pieces[j].second);
+      return written;
+    }
+  }
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [s, e] : pieces) Insert(written_, s, e);
+    if (!written_.empty() && written_.begin()->first == 0) {
+      contiguous_.store(written_.begin()->second);
+    }
+  }
+  return AdvanceHash(offset, data, pieces);
+}
+
+Result<void> BlobWriter::AdvanceHash(std::uint64_t offset, std::span<const std::uint8_t> data,
+                                     const Pieces& mine) {
+  std::unique_lock lock(mu_);
+  if (hashing_) return {};  // the thread that is hashing picks up our bytes too
+  hashing_ = true;
+  std::vector<std::uint8_t> buffer;
+  while (hashed_ < contiguous_.load()) {
+    const std::uint64_t from = hashed_;
+    const std::uint64_t to = contiguous_.load();
+    lock.unlock();
+    std::uint64_t pos = from;
+    ErrorCode error;
+    while (pos < to && !error) {
+      // Bytes this call wrote itself are hashed from memory; only those: a
+      // range someone else claimed first holds their bytes, not ours.
+      std::uint64_t next_mine = to;
+      bool from_memory = false;
+      for (const auto& [s, e] : mine) {
+        if (pos >= s && pos < e) {
+          const std::uint64_t n = std::min(to, e) - pos;
+          hasher_.Update(data.subspan(pos - offset, n));
+          pos += n;
+          from_memory = true;
+          break;
+        }
+        if (s > pos) next_mine = std::min(next_mine, s);
+      }
+      if (from_memory) continue;
+      // Bytes another writer put there: read them back (page cache).
+      std::uint64_t n = std::min<std::uint64_t>(next_mine - pos, kHashReadChunk);
+      buffer.resize(n);
+      const ssize_t got = ::pread(fd_.get(), buffer.data(), n, static_cast<off_t>(pos));
+      if (got <= 0) {
+        if (got < 0 && errno == EINTR) continue;
+        error = got < 0 ? core::ErrnoError(errno) : ErrorCode(core::Errc::kCorrupt);
+        break;
+      }
+      hasher_.Update({buffer.data(), static_cast<std::size_t>(got)});
+      pos += static_cast<std::uint64_t>(got);
+    }
+    lock.lock();
+    hashed_ = pos;
+    if (error) {
+      hashing_ = false;
+      return Fail(error);
+    }
+  }
+  hashing_ = false;
+  return {};
+}
+
+Result<UniqueFd> BlobWriter::OpenReader() const {
+  UniqueFd fd(::open(staging_path_.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return Fail(core::ErrnoError(errno));
+  return fd;
+}
+
+Result<void> BlobWriter::Commit() {
+  std::unique_lock lock(mu_);
+  if (state_.load() != State::kWriting) return Fail(core::Errc::kInvalidArgument);
+  if (contiguous_.load() != expected_size_ || hashed_ != expected_size_ || hashing_) {
+    return Fail(Errc::kIncomplete);
+  }
+  const Digest actual = hasher_.Finish();
+  if (actual != digest_) {
+    actual_ = actual;
+    log::Warn(log::Module::kStore, "digest_mismatch",
+              {{"expected", digest_.Hex()}, {"actual", actual.Hex()}, {"size", expected_size_}});
+    MarkFailed(lock);
+    return tl::unexpected<ErrorCode>(Errc::kDigestMismatch);
+  }
+  // Durable before visible: data, then the rename, then both directories.
+  const fs::path target = store_.BlobPath(digest_);
+  std::error_code fs_ec;
+  fs::create_directories(target.parent_path(), fs_ec);
+  if (fs_ec) {
+    MarkFailed(lock);
+    return tl::unexpected<ErrorCode>(core::ErrnoError(fs_ec.value()));
+  }
+  if (::fsync(fd_.get()) != 0 || ::rename(staging_path_.c_str(), target.c_str()) != 0) {
+    const ErrorCode ec = core::ErrnoError(errno);
+    MarkFailed(lock);
+    return tl::unexpected<ErrorCode>(ec);
+  }
+  auto synced = SyncDir(target.parent_path());
+  if (synced) synced = SyncDir(staging_path_.parent_path());
+  if (synced) {
+    const std::int64_t now = Now();
+    synced = store_.index().PutBlob(digest_, BlobRecord{expected_size_, now, now, 0});
+  }
+  if (!synced) {
+    // Not indexed: take the file back out so blobs/ holds only indexed files.
+    ::unlink(target.c_str());
+    state_.store(State::kFailed);
+    return synced;
+  }
+  state_.store(State::kCommitted);
+  return {};
+}
+
+void BlobWriter::MarkFailed(std::unique_lock<std::mutex>&) {
+  state_.store(State::kFailed);
+  ::unlink(staging_path_.c_str());
+}
+
+void BlobWriter::Abort() {
+  std::unique_lock lock(mu_);
+  if (state_.load() == State::kCommitted) return;
+  MarkFailed(lock);
+}
+
+std::optional<Digest> BlobWriter::actual_digest() const {
+  std::lock_guard lock(mu_);
+  return actual_;
+}
+
+}  // namespace hubcache::store

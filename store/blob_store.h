@@ -1,0 +1,153 @@
+// BlobStore: content-addressed blob files that never expose an unverified byte.
+//
+// Layout under the cache directory (DESIGN.md "Store"):
+//   blobs/sha256/ab/<64 hex>   LFS content, by sha256
+//   blobs/sha1/ab/<40 hex>     regular files, by git blob id
+//   staging/<kind>-<hex>.part  downloads in progress
+//   index/                     the LMDB Index
+//
+// A blob is written through a BlobWriter: bytes arrive at any offset (parallel
+// ranged downloads write out of order), the writer hashes the contiguous
+// prefix as it grows, and Commit() checks size and digest, fsyncs, renames the
+// file into blobs/ and records it in the index. Lookups see a blob only after
+// that. A reader holding a descriptor keeps reading correct bytes even if the
+// blob is evicted meanwhile (unlink keeps the inode alive).
+//
+// The caller holds the cache directory's lock (store/cache_dir.h), so one
+// process owns staging/ and blobs/. Synchronous and Asio-free: callers in
+// proxy/ run these calls off the event loop (blocking I/O).
+//
+// Thread safety: all methods are thread-safe.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <span>
+#include <utility>
+#include <vector>
+
+#include "core/result.h"
+#include "core/unique_fd.h"
+#include "store/digest.h"
+#include "store/index.h"
+#include "store/options.h"
+
+namespace hubcache::store {
+
+class BlobWriter;
+
+class BlobStore {
+ public:
+  // Opens (creating) blobs/, staging/ and index/ under `options.cache_dir`.
+  // Errors: those of Index::Open; system errors creating the directories.
+  static Result<std::unique_ptr<BlobStore>> Open(const Options& options);
+  ~BlobStore();
+
+  struct Blob {
+    std::uint64_t size = 0;
+    UniqueFd fd;  // open for reading at offset 0
+  };
+
+  // A committed blob, opened for reading. Records the access (batched).
+  // Errors: core::Errc::kNotFound if absent (or its file vanished);
+  // core::Errc::kCorrupt if the file's size disagrees with the index.
+  Result<Blob> Lookup(const Digest& digest);
+
+  // Starts writing `digest`, which will be `expected_size` bytes.
+  // Errors: core::Errc::kAlreadyExists if it is committed already;
+  // Errc::kBusy if another writer holds it; system errors from the
+  // filesystem. The writer must not outlive the store.
+  Result<std::unique_ptr<BlobWriter>> BeginWrite(const Digest& digest,
+                                                 std::uint64_t expected_size);
+
+  // Where a committed blob's file lives (whether or not it exists).
+  std::filesystem::path BlobPath(const Digest& digest) const;
+  const std::filesystem::path& root() const { return root_; }
+  Index& index() { return *index_; }
+
+ private:
+  friend class BlobWriter;
+  BlobStore(std::filesystem::path root, std::unique_ptr<Index> index);
+  void EndWrite(const Digest& digest);
+
+  const std::filesystem::path root_;
+  std::unique_ptr<Index> index_;
+  std::mutex mu_;
+  std::set<Digest> writing_;  // GUARDED_BY(mu_)
+};
+
+// Writes one blob into staging. Made by BlobStore::BeginWrite().
+class BlobWriter {
+ public:
+  enum class State { kWriting, kCommitted, kFailed };
+
+  // Aborts unless committed.
+  ~BlobWriter();
+  BlobWriter(const BlobWriter&) = delete;
+  BlobWriter& operator=(const BlobWriter&) = delete;
+
+  // Writes `data` at `offset`. Safe to call from several threads at once with
+  // any offsets; bytes already written are not written again (the first
+  // write of a byte wins), so a retried range never changes hashed content.
+  // Errors: Errc::kSizeMismatch if the range ends past the expected size;
+  // system errors (ENOSPC) from the filesystem, after which the range may be
+  // written again. REQUIRES: state() == kWriting.
+  Result<void> WriteAt(std::uint64_t offset, std::span<const std::uint8_t> data);
+
+  // Bytes from offset 0 that are on disk (readable through OpenReader()).
+  std::uint64_t contiguous_bytes() const { return contiguous_.load(); }
+  std::uint64_t expected_size() const { return expected_size_; }
+  const Digest& digest() const { return digest_; }
+  State state() const { return state_.load(); }
+
+  // A read-only descriptor of the staging file, for readers that follow the
+  // download; it stays valid after Commit() (rename) and Abort() (unlink).
+  Result<UniqueFd> OpenReader() const;
+
+  // Verifies and publishes the blob. Errors: Errc::kIncomplete if bytes are
+  // missing (the writer stays usable); Errc::kDigestMismatch (the staging
+  // file is deleted, actual_digest() says what arrived); system errors from
+  // fsync/rename; index errors. Every error but kIncomplete fails the writer.
+  Result<void> Commit();
+  // Deletes the staging file. Idempotent.
+  void Abort();
+
+  // After a digest mismatch: the digest of the bytes that were written.
+  std::optional<Digest> actual_digest() const;
+
+ private:
+  friend class BlobStore;
+  BlobWriter(BlobStore& store, Digest digest, std::uint64_t expected_size,
+             std::filesystem::path staging_path, UniqueFd fd);
+  using Pieces = std::vector<std::pair<std::uint64_t, std::uint64_t>>;
+  // Hashes the newly contiguous bytes, if no other thread is doing so.
+  // `mine` are the ranges this call wrote from `data` (at `offset`).
+  Result<void> AdvanceHash(std::uint64_t offset, std::span<const std::uint8_t> data,
+                           const Pieces& mine);
+  // Marks the writer failed and deletes the staging file. REQUIRES: mu_ held.
+  void MarkFailed(std::unique_lock<std::mutex>& lock);
+
+  BlobStore& store_;
+  const Digest digest_;
+  const std::uint64_t expected_size_;
+  const std::filesystem::path staging_path_;
+  UniqueFd fd_;
+  std::atomic<std::uint64_t> contiguous_{0};
+  std::atomic<State> state_{State::kWriting};
+
+  mutable std::mutex mu_;
+  std::map<std::uint64_t, std::uint64_t> claimed_;  // GUARDED_BY(mu_): start → end
+  std::map<std::uint64_t, std::uint64_t> written_;  // GUARDED_BY(mu_)
+  Hasher hasher_;                                   // touched by the hashing thread only
+  std::uint64_t hashed_ = 0;                        // GUARDED_BY(mu_)
+  bool hashing_ = false;                            // GUARDED_BY(mu_)
+  std::optional<Digest> actual_;                    // GUARDED_BY(mu_)
+};
+
+}  // namespace hubcache::store
