@@ -11,6 +11,7 @@
 #include "core/errc.h"
 #include "core/log.h"
 #include "store/errc.h"
+#include "store/fsck.h"
 
 namespace hubcache::store {
 namespace {
@@ -105,7 +106,7 @@ BlobStore::BlobStore(fs::path root, std::unique_ptr<Index> index)
 
 BlobStore::~BlobStore() = default;
 
-Result<std::unique_ptr<BlobStore>> BlobStore::Open(const Options& options) {
+Result<std::unique_ptr<BlobStore>> BlobStore::Open(const Options& options, bool recover) {
   const fs::path root = fs::absolute(options.cache_dir);
   std::error_code ec;
   for (const char* sub : {"blobs/sha256", "blobs/sha1", "staging"}) {
@@ -114,7 +115,18 @@ Result<std::unique_ptr<BlobStore>> BlobStore::Open(const Options& options) {
   }
   auto index = Index::Open(root / "index");
   if (!index) return Fail(index.error());
-  return std::unique_ptr<BlobStore>(new BlobStore(root, std::move(*index)));
+  std::unique_ptr<BlobStore> store(new BlobStore(root, std::move(*index)));
+  if (recover) {
+    auto report = Fsck(*store, FsckMode::kRecover);
+    if (!report) return Fail(report.error());
+    log::Info(log::Module::kStore, "store_opened",
+              {{"blobs", report->blobs_checked},
+               {"dropped", report->missing + report->wrong_size},
+               {"adopted", report->adopted},
+               {"orphans_removed", report->orphans},
+               {"staging_removed", report->staging_removed}});
+  }
+  return store;
 }
 
 fs::path BlobStore::BlobPath(const Digest& digest) const {

@@ -45,8 +45,11 @@ class BlobWriter;
 class BlobStore {
  public:
   // Opens (creating) blobs/, staging/ and index/ under `options.cache_dir`.
-  // Errors: those of Index::Open; system errors creating the directories.
-  static Result<std::unique_ptr<BlobStore>> Open(const Options& options);
+  // With `recover`, first makes files and index agree after a crash (see
+  // store/fsck.h, FsckMode::kRecover); `hubcache verify` opens without it so
+  // that it can report what it finds. Errors: those of Index::Open; system
+  // errors creating the directories.
+  static Result<std::unique_ptr<BlobStore>> Open(const Options& options, bool recover = true);
   ~BlobStore();
 
   struct Blob {
