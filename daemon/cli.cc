@@ -7,6 +7,7 @@
 
 #include "config/config.h"
 #include "daemon/run.h"
+#include "daemon/verify.h"
 #include "daemon/version.h"
 
 namespace hubcache::daemon {
@@ -24,17 +25,27 @@ struct ConfigFlags {
   std::vector<std::string> set;
 };
 
-void AddConfigFlags(CLI::App& app, ConfigFlags& flags) {
+// The flags of commands that work on the store: --config, --cache-dir, --set.
+void AddStoreFlags(CLI::App& app, ConfigFlags& flags) {
   app.add_option("--config", flags.config_file,
                  "TOML configuration file (default: $HUBCACHE_CONFIG, else none)")
       ->type_name("FILE");
+  app.add_option("--cache-dir", flags.cache_dir, "Cache directory (store.cache_dir)")
+      ->type_name("DIR");
+  app.add_option("--set", flags.set,
+                 "Set any configuration key, e.g. --set upstream.connections=4; repeatable")
+      ->type_name("KEY=VALUE")
+      ->allow_extra_args(false);
+}
+
+// Every configuration flag (serve, config check/print).
+void AddConfigFlags(CLI::App& app, ConfigFlags& flags) {
+  AddStoreFlags(app, flags);
   app.add_option("--listen", flags.listen,
                  "Address to listen on, IPv4:PORT or [IPv6]:PORT; repeat for several "
                  "(server.listen)")
       ->type_name("HOST:PORT")
       ->allow_extra_args(false);
-  app.add_option("--cache-dir", flags.cache_dir, "Cache directory (store.cache_dir)")
-      ->type_name("DIR");
   app.add_option("--upstream", flags.upstream, "Hub URL (upstream.url)")->type_name("URL");
   app.add_option("--upstream-ca-file", flags.upstream_ca_file,
                  "PEM CA bundle to trust for the upstream (upstream.ca_file)")
@@ -44,10 +55,6 @@ void AddConfigFlags(CLI::App& app, ConfigFlags& flags) {
   app.add_option("--log-level", flags.log_level,
                  "trace, debug, info, warn, error or off (log.level)")
       ->type_name("LEVEL");
-  app.add_option("--set", flags.set,
-                 "Set any configuration key, e.g. --set upstream.connections=4; repeatable")
-      ->type_name("KEY=VALUE")
-      ->allow_extra_args(false);
 }
 
 // Turns the parsed flags into the last configuration layer. --set comes
@@ -127,6 +134,17 @@ int Main(int argc, char** argv) {
       "print", "Print the effective configuration as TOML, each value with its origin");
   AddConfigFlags(*print, print_flags);
 
+  ConfigFlags verify_flags;
+  bool repair = false;
+  CLI::App* verify = app.add_subcommand(
+      "verify",
+      "Rehash every cached blob; report corrupt blobs, missing files and orphans (exit 1 if "
+      "any); the daemon must not be running");
+  AddStoreFlags(*verify, verify_flags);
+  verify->add_flag("--repair", repair,
+                   "Fix what was found: drop corrupt or missing blobs (they are fetched again), "
+                   "adopt or remove orphans");
+
   CLI::App* version = app.add_subcommand("version", "Print the version");
 
   try {
@@ -145,6 +163,11 @@ int Main(int argc, char** argv) {
     auto loaded = LoadOrReport(serve_flags);
     if (!loaded) return kExitUsage;
     return Run(*loaded);
+  }
+  if (verify->parsed()) {
+    auto loaded = LoadOrReport(verify_flags);
+    if (!loaded) return kExitUsage;
+    return Verify(*loaded, repair);
   }
   if (check->parsed()) {
     auto loaded = LoadOrReport(check_flags);

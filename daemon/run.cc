@@ -16,6 +16,7 @@
 #include "daemon/version.h"
 #include "proxy/router.h"
 #include "proxy/server.h"
+#include "store/blob_store.h"
 #include "store/cache_dir.h"
 
 namespace hubcache::daemon {
@@ -71,7 +72,15 @@ int Run(const config::Loaded& loaded) {
                                       config.store.cache_dir, cache_dir.error().message()));
   }
 
-  // 2. The event loop and the HTTP server on it.
+  // 2. The store: blob files and index, made consistent after any crash.
+  auto store = store::BlobStore::Open(config.store);
+  if (!store) {
+    return StartupFailure("store_open_failed",
+                          fmt::format("cannot open the store in {}: {}", config.store.cache_dir,
+                                      store.error().message()));
+  }
+
+  // 3. The event loop and the HTTP server on it.
   const unsigned threads =
       config.server.threads != 0 ? config.server.threads
                                  : std::max(1u, std::thread::hardware_concurrency());
@@ -85,7 +94,7 @@ int Run(const config::Loaded& loaded) {
                                                        server.error().message()));
   }
 
-  // 3. Signals: the first SIGTERM/SIGINT drains, a second one stops at once.
+  // 4. Signals: the first SIGTERM/SIGINT drains, a second one stops at once.
   net::signal_set signals(ioc, SIGINT, SIGTERM);
   int signals_seen = 0;
   std::function<void(ErrorCode, int)> on_signal = [&](ErrorCode ec, int signo) {

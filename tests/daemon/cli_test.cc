@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "store/blob_store.h"
 #include "tests/support/http_client.h"
 #include "tests/support/subprocess.h"
 
@@ -247,6 +248,57 @@ TEST_F(CliTest, JsonLogFormatWritesOneObjectPerLine) {
     }
   }
   EXPECT_EQ(started, 1);
+}
+
+TEST_F(CliTest, VerifyReportsCorruptionAndRepairFixesIt) {
+  const fs::path cache = dir_ / "cache";
+  store::Digest good = store::HashBytes(store::DigestKind::kSha256, "good");
+  store::Digest bad = store::HashBytes(store::DigestKind::kGitSha1, "bad content");
+  {
+    store::Options options;
+    options.cache_dir = cache.string();
+    auto blobs = store::BlobStore::Open(options);
+    ASSERT_TRUE(blobs);
+    for (auto [digest, text] : {std::pair{good, std::string("good")},
+                                std::pair{bad, std::string("bad content")}}) {
+      auto writer = (*blobs)->BeginWrite(digest, text.size());
+      ASSERT_TRUE(writer);
+      ASSERT_TRUE((*writer)->WriteAt(
+          0, {reinterpret_cast<const std::uint8_t*>(text.data()), text.size()}));
+      ASSERT_TRUE((*writer)->Commit());
+    }
+    std::ofstream((*blobs)->BlobPath(bad), std::ios::binary) << "BAD content";
+  }
+  auto clean_before = Hubcache({"verify", "--cache-dir", (dir_ / "empty").string()});
+  EXPECT_EQ(clean_before.exit_code, kExitOk) << clean_before.err;
+  EXPECT_NE(clean_before.out.find("verified 0 blobs"), std::string::npos) << clean_before.out;
+
+  auto found = Hubcache({"verify", "--cache-dir", cache.string()});
+  EXPECT_EQ(found.exit_code, kExitFailure) << found.err;
+  EXPECT_NE(found.out.find("sha1:" + bad.Hex() + ": content hashes to"), std::string::npos)
+      << found.out;
+  EXPECT_NE(found.out.find("1 corrupt"), std::string::npos) << found.out;
+  EXPECT_NE(found.out.find("--repair"), std::string::npos) << found.out;
+
+  auto repaired = Hubcache({"verify", "--repair", "--cache-dir", cache.string()});
+  EXPECT_EQ(repaired.exit_code, kExitFailure);
+  EXPECT_NE(repaired.out.find("repaired"), std::string::npos) << repaired.out;
+
+  auto clean = Hubcache({"verify", "--cache-dir", cache.string()});
+  EXPECT_EQ(clean.exit_code, kExitOk) << clean.out << clean.err;
+  EXPECT_NE(clean.out.find("verified 1 blobs (4 bytes hashed)"), std::string::npos) << clean.out;
+}
+
+TEST_F(CliTest, VerifyRefusesWhileTheDaemonRuns) {
+  auto serve = StartServe();
+  ASSERT_TRUE(serve->WaitForStderr("hubcache_started", seconds(20))) << serve->err();
+  auto result = Hubcache({"verify", "--cache-dir", (dir_ / "cache").string()});
+  EXPECT_EQ(result.exit_code, kExitFailure);
+  EXPECT_NE(result.err.find("in use by a running hubcache (pid " + std::to_string(serve->pid())),
+            std::string::npos)
+      << result.err;
+  serve->Signal(SIGTERM);
+  EXPECT_EQ(serve->Wait(seconds(10)), kExitOk);
 }
 
 }  // namespace
