@@ -5,7 +5,15 @@
 //   meta   schema version
 //   blobs  digest → size, created, last access, pin count
 //   lru    last access + digest → (nothing): blobs oldest-first, for eviction
-// (files, refs, access and docs join as the proxy needs them.)
+//   pins   pin name + digest → (nothing): which pins hold which blob
+//   files  (repo type, repo, commit, path) → digest, size, lfs flag, or a
+//          negative entry: the path does not exist at that commit
+//   refs   (repo type, repo, revision) → commit, fetched_at
+//   access (repo type, repo) → public|restricted, checked_at; and
+//          (token HMAC, repo type, repo) → grant expiry
+//   docs   (repo type, repo, commit, normalized request) → API JSON document
+// Keys longer than LMDB's limit (511 bytes) store a sha256 of their variable
+// part instead, with the full text kept in the value and checked on read.
 //
 // Reads run on the caller's thread in a short read transaction and return
 // copies. Writes are queued to a single writer thread, which commits them in
@@ -21,8 +29,13 @@
 // Thread safety: all methods are thread-safe.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <filesystem>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -41,6 +54,55 @@ struct BlobRecord {
   friend bool operator==(const BlobRecord&, const BlobRecord&) = default;
 };
 
+enum class RepoType : std::uint8_t { kModel = 1, kDataset = 2, kSpace = 3 };
+
+// A repository as the Hub names it: type plus "namespace/name" (or a legacy
+// name without namespace).
+struct RepoId {
+  RepoType type = RepoType::kModel;
+  std::string name;
+  friend bool operator==(const RepoId&, const RepoId&) = default;
+  friend auto operator<=>(const RepoId&, const RepoId&) = default;
+};
+
+// What a path is at a commit.
+struct FileRecord {
+  bool exists = true;  // false: negative entry (the Hub said EntryNotFound)
+  bool lfs = false;
+  // The content digest (sha256 for LFS files, git blob sha1 otherwise): the
+  // ETag. Unset for negative entries.
+  std::optional<Digest> digest;
+  std::uint64_t size = 0;
+  friend bool operator==(const FileRecord&, const FileRecord&) = default;
+};
+
+struct RefRecord {
+  std::string commit;         // 40 lower-case hex
+  std::int64_t fetched_at = 0;  // unix seconds when the Hub last confirmed it
+  friend bool operator==(const RefRecord&, const RefRecord&) = default;
+};
+
+enum class Visibility : std::uint8_t { kPublic = 1, kRestricted = 2 };
+
+struct AccessRecord {
+  Visibility visibility = Visibility::kRestricted;
+  std::int64_t checked_at = 0;  // unix seconds
+  friend bool operator==(const AccessRecord&, const AccessRecord&) = default;
+};
+
+// An API answer cached at a commit (repo info, a tree page, paths-info).
+struct DocRecord {
+  std::string body;
+  // Response headers worth replaying (Content-Type, Link, X-Total-Count...).
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::int64_t stored_at = 0;
+  friend bool operator==(const DocRecord&, const DocRecord&) = default;
+};
+
+// The HMAC of a token under the install secret (store/token_hmac.h); the
+// token itself is never stored.
+using TokenId = std::array<std::uint8_t, 32>;
+
 class Index {
  public:
   static constexpr std::uint32_t kSchemaVersion = 1;
@@ -54,13 +116,21 @@ class Index {
 
   // The record of `digest`, or nullopt.
   Result<std::optional<BlobRecord>> GetBlob(const Digest& digest) const;
-  // Inserts or replaces the record of `digest`, keeping `lru` in step.
-  // Returns once durable.
+  // Inserts or replaces the record of `digest`, keeping `lru` in step. The
+  // pin count in `record` is ignored: Pin()/Unpin() own it. Returns once
+  // durable.
   Result<void> PutBlob(const Digest& digest, const BlobRecord& record);
   // Removes `digest`; true if it was there. Returns once durable.
   Result<bool> DeleteBlob(const Digest& digest);
-  // Adds `delta` to the pin count of each blob that exists (saturating at 0).
-  Result<void> AddPins(const Digest& digest, std::int32_t delta);
+  // Pins: a named set of blobs (e.g. "model/org/name@main") that eviction
+  // never removes. Pinning a blob twice under one name counts once; blobs
+  // that are not (yet) indexed are recorded and counted once they are.
+  Result<void> Pin(std::string_view name, const std::vector<Digest>& digests);
+  // Removes the pin `name` from all its blobs. Returns how many it held.
+  Result<std::uint64_t> Unpin(std::string_view name);
+  // Calls `fn(name, digest)` for every pinned blob until it returns false.
+  Result<void> ForEachPin(
+      const std::function<bool(std::string_view, const Digest&)>& fn) const;
 
   // Calls `fn` for every blob (digest order) until it returns false.
   Result<void> ForEachBlob(
@@ -69,6 +139,34 @@ class Index {
   Result<void> ForEachByAge(
       const std::function<bool(const Digest&, const BlobRecord&)>& fn) const;
   Result<std::uint64_t> BlobCount() const;
+
+  // Files at a commit. Strings must not contain NUL (kInvalidArgument).
+  Result<void> PutFile(const RepoId& repo, std::string_view commit, std::string_view path,
+                       const FileRecord& record);
+  Result<std::optional<FileRecord>> GetFile(const RepoId& repo, std::string_view commit,
+                                            std::string_view path) const;
+  // Every file recorded at `commit`, path order, until `fn` returns false.
+  Result<void> ForEachFile(
+      const RepoId& repo, std::string_view commit,
+      const std::function<bool(std::string_view path, const FileRecord&)>& fn) const;
+
+  // Refs: revision (branch, tag, refs/pr/N) → commit.
+  Result<void> PutRef(const RepoId& repo, std::string_view revision, const RefRecord& record);
+  Result<std::optional<RefRecord>> GetRef(const RepoId& repo, std::string_view revision) const;
+  Result<void> ForEachRef(const std::function<bool(const RepoId&, std::string_view revision,
+                                                   const RefRecord&)>& fn) const;
+
+  // Access facts: whether a repo is public, and per-token grants.
+  Result<void> PutAccess(const RepoId& repo, const AccessRecord& record);
+  Result<std::optional<AccessRecord>> GetAccess(const RepoId& repo) const;
+  Result<void> PutGrant(const TokenId& token, const RepoId& repo, std::int64_t expires_at);
+  Result<std::optional<std::int64_t>> GetGrant(const TokenId& token, const RepoId& repo) const;
+
+  // API documents at a commit, keyed by a normalized request.
+  Result<void> PutDoc(const RepoId& repo, std::string_view commit, std::string_view request,
+                      const DocRecord& record);
+  Result<std::optional<DocRecord>> GetDoc(const RepoId& repo, std::string_view commit,
+                                          std::string_view request) const;
 
   // Records that `digest` was read at `when` (unix seconds). Cheap: no LMDB
   // write here; see the class comment.

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <thread>
 
 #include "store/errc.h"
@@ -77,14 +78,94 @@ TEST_F(IndexTest, TouchesAreFlushedOnClose) {
   EXPECT_FALSE(index_->GetBlob(D(8)).value());
 }
 
-TEST_F(IndexTest, PinsSaturateAtZero) {
+TEST_F(IndexTest, PinsCountNamesAndSurviveUntilUnpinned) {
   ASSERT_TRUE(index_->PutBlob(D(1), {1, 0, 0, 0}));
-  ASSERT_TRUE(index_->AddPins(D(1), 2));
+  ASSERT_TRUE(index_->Pin("model/org/a@main", {D(1), D(2)}));
+  ASSERT_TRUE(index_->Pin("model/org/a@main", {D(1)}));  // same name twice counts once
+  ASSERT_TRUE(index_->Pin("model/org/b@v1", {D(1)}));
   EXPECT_EQ(index_->GetBlob(D(1)).value()->pins, 2u);
-  ASSERT_TRUE(index_->AddPins(D(1), -5));
-  EXPECT_EQ(index_->GetBlob(D(1)).value()->pins, 0u);
-  ASSERT_TRUE(index_->AddPins(D(99), 1));  // absent: nothing happens
-  EXPECT_FALSE(index_->GetBlob(D(99)).value());
+  // D(2) was pinned before it existed: it arrives pinned.
+  ASSERT_TRUE(index_->PutBlob(D(2), {1, 0, 0, 0}));
+  EXPECT_EQ(index_->GetBlob(D(2)).value()->pins, 1u);
+  // Replacing a record keeps its pins.
+  ASSERT_TRUE(index_->PutBlob(D(1), {1, 0, 5, 0}));
+  EXPECT_EQ(index_->GetBlob(D(1)).value()->pins, 2u);
+  EXPECT_EQ(index_->Unpin("model/org/a@main").value(), 2u);
+  EXPECT_EQ(index_->GetBlob(D(1)).value()->pins, 1u);
+  EXPECT_EQ(index_->GetBlob(D(2)).value()->pins, 0u);
+  std::vector<std::string> names;
+  ASSERT_TRUE(index_->ForEachPin([&](std::string_view name, const Digest& d) {
+    names.push_back(std::string(name) + ":" + d.Hex().substr(0, 4));
+    return true;
+  }));
+  EXPECT_EQ(names, std::vector<std::string>{"model/org/b@v1:" + D(1).Hex().substr(0, 4)});
+  EXPECT_EQ(index_->Unpin("nothing").value(), 0u);
+  EXPECT_FALSE(index_->Pin("", {D(1)}));
+}
+
+TEST_F(IndexTest, FilesAtACommitIncludingNegativeEntriesAndLongPaths) {
+  const RepoId repo{RepoType::kModel, "org/model"};
+  const std::string commit(40, 'a');
+  const FileRecord config{true, false, HashBytes(DigestKind::kGitSha1, "{}"), 2};
+  const FileRecord weights{true, true, HashBytes(DigestKind::kSha256, "w"), 1 << 30};
+  const FileRecord missing{false, false, std::nullopt, 0};
+  const std::string long_path = "deep/" + std::string(600, 'x') + "/file.bin";
+  ASSERT_TRUE(index_->PutFile(repo, commit, "config.json", config));
+  ASSERT_TRUE(index_->PutFile(repo, commit, "model.safetensors", weights));
+  ASSERT_TRUE(index_->PutFile(repo, commit, "nope.txt", missing));
+  ASSERT_TRUE(index_->PutFile(repo, commit, long_path, config));
+  ASSERT_TRUE(index_->PutFile({RepoType::kDataset, "org/model"}, commit, "config.json", weights));
+  Reopen();
+  EXPECT_EQ(index_->GetFile(repo, commit, "config.json").value(), config);
+  EXPECT_EQ(index_->GetFile(repo, commit, "model.safetensors").value(), weights);
+  EXPECT_EQ(index_->GetFile(repo, commit, "nope.txt").value(), missing);
+  EXPECT_EQ(index_->GetFile(repo, commit, long_path).value(), config);
+  EXPECT_FALSE(index_->GetFile(repo, commit, "other").value());
+  EXPECT_FALSE(index_->GetFile(repo, std::string(40, 'b'), "config.json").value());
+  EXPECT_EQ(index_->GetFile({RepoType::kDataset, "org/model"}, commit, "config.json").value(),
+            weights);
+  std::vector<std::string> paths;
+  ASSERT_TRUE(index_->ForEachFile(repo, commit, [&](std::string_view p, const FileRecord&) {
+    paths.emplace_back(p);
+    return true;
+  }));
+  EXPECT_EQ(paths.size(), 4u);
+  EXPECT_NE(std::find(paths.begin(), paths.end(), long_path), paths.end());
+  EXPECT_FALSE(index_->PutFile(repo, commit, std::string("a\0b", 3), config));
+}
+
+TEST_F(IndexTest, RefsAccessGrantsAndDocs) {
+  const RepoId repo{RepoType::kSpace, "org/app"};
+  const RefRecord main{std::string(40, 'c'), 1000};
+  ASSERT_TRUE(index_->PutRef(repo, "main", main));
+  ASSERT_TRUE(index_->PutRef(repo, "refs/pr/1", {std::string(40, 'd'), 2000}));
+  EXPECT_EQ(index_->GetRef(repo, "main").value(), main);
+  EXPECT_FALSE(index_->GetRef(repo, "dev").value());
+  std::vector<std::string> revisions;
+  ASSERT_TRUE(index_->ForEachRef([&](const RepoId& r, std::string_view rev, const RefRecord&) {
+    EXPECT_EQ(r, repo);
+    revisions.emplace_back(rev);
+    return true;
+  }));
+  EXPECT_EQ(revisions, (std::vector<std::string>{"main", "refs/pr/1"}));
+
+  ASSERT_TRUE(index_->PutAccess(repo, {Visibility::kPublic, 42}));
+  EXPECT_EQ(index_->GetAccess(repo).value(), (AccessRecord{Visibility::kPublic, 42}));
+  EXPECT_FALSE(index_->GetAccess({RepoType::kModel, "org/app"}).value());
+
+  TokenId alice{};
+  alice[0] = 1;
+  TokenId bob{};
+  bob[0] = 2;
+  ASSERT_TRUE(index_->PutGrant(alice, repo, 5000));
+  EXPECT_EQ(index_->GetGrant(alice, repo).value(), 5000);
+  EXPECT_FALSE(index_->GetGrant(bob, repo).value());
+
+  const DocRecord doc{R"({"id":"org/app"})", {{"Link", "<x>; rel=\"next\""}}, 7};
+  ASSERT_TRUE(index_->PutDoc(repo, main.commit, "tree?recursive=true", doc));
+  Reopen();
+  EXPECT_EQ(index_->GetDoc(repo, main.commit, "tree?recursive=true").value(), doc);
+  EXPECT_FALSE(index_->GetDoc(repo, main.commit, "tree?recursive=false").value());
 }
 
 TEST_F(IndexTest, SchemaMismatchIsRefusedWithAClearError) {
