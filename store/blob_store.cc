@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -101,8 +102,8 @@ Result<void> PwriteAll(int fd, const std::uint8_t* data, std::size_t len, std::u
 
 // ---------------------------------------------------------------- BlobStore
 
-BlobStore::BlobStore(fs::path root, std::unique_ptr<Index> index)
-    : root_(std::move(root)), index_(std::move(index)) {}
+BlobStore::BlobStore(fs::path root, const Options& options, std::unique_ptr<Index> index)
+    : root_(std::move(root)), options_(options), index_(std::move(index)) {}
 
 BlobStore::~BlobStore() = default;
 
@@ -115,7 +116,7 @@ Result<std::unique_ptr<BlobStore>> BlobStore::Open(const Options& options, bool 
   }
   auto index = Index::Open(root / "index");
   if (!index) return Fail(index.error());
-  std::unique_ptr<BlobStore> store(new BlobStore(root, std::move(*index)));
+  std::unique_ptr<BlobStore> store(new BlobStore(root, options, std::move(*index)));
   if (recover) {
     auto report = Fsck(*store, FsckMode::kRecover);
     if (!report) return Fail(report.error());
@@ -126,6 +127,13 @@ Result<std::unique_ptr<BlobStore>> BlobStore::Open(const Options& options, bool 
                {"orphans_removed", report->orphans},
                {"staging_removed", report->staging_removed}});
   }
+  std::uint64_t used = 0;
+  auto sum = store->index_->ForEachBlob([&](const Digest&, const BlobRecord& r) {
+    used += r.size;
+    return true;
+  });
+  if (!sum) return Fail(sum.error());
+  store->used_ = used;
   return store;
 }
 
@@ -168,6 +176,11 @@ Result<std::unique_ptr<BlobWriter>> BlobStore::BeginWrite(const Digest& digest,
     std::lock_guard lock(mu_);
     if (!writing_.insert(digest).second) return Fail(Errc::kBusy);
   }
+  auto reservation = Reserve(expected_size);
+  if (!reservation) {
+    EndWrite(digest);
+    return Fail(reservation.error());
+  }
   const fs::path staging =
       root_ / "staging" / (std::string(digest.KindName()) + "-" + digest.Hex() + ".part");
   UniqueFd fd(::open(staging.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0640));
@@ -176,8 +189,8 @@ Result<std::unique_ptr<BlobWriter>> BlobStore::BeginWrite(const Digest& digest,
     EndWrite(digest);
     return Fail(core::ErrnoError(err));
   }
-  return std::unique_ptr<BlobWriter>(
-      new BlobWriter(*this, digest, expected_size, staging, std::move(fd)));
+  return std::unique_ptr<BlobWriter>(new BlobWriter(*this, digest, expected_size, staging,
+                                                    std::move(fd), std::move(*reservation)));
 }
 
 void BlobStore::EndWrite(const Digest& digest) {
@@ -185,19 +198,134 @@ void BlobStore::EndWrite(const Digest& digest) {
   writing_.erase(digest);
 }
 
+// ------------------------------------------------------------------- space
+
+Reservation::Reservation(Reservation&& other) noexcept
+    : store_(std::exchange(other.store_, nullptr)), bytes_(std::exchange(other.bytes_, 0)) {}
+
+Reservation& Reservation::operator=(Reservation&& other) noexcept {
+  if (this != &other) {
+    if (store_ != nullptr) store_->Release(bytes_);
+    store_ = std::exchange(other.store_, nullptr);
+    bytes_ = std::exchange(other.bytes_, 0);
+  }
+  return *this;
+}
+
+Reservation::~Reservation() {
+  if (store_ != nullptr) store_->Release(bytes_);
+}
+
+void BlobStore::Release(std::uint64_t bytes) {
+  std::lock_guard lock(space_mu_);
+  reserved_ -= std::min(reserved_, bytes);
+}
+
+void BlobStore::Committed(Reservation& reservation, std::uint64_t size) {
+  std::lock_guard lock(space_mu_);
+  used_ += size;
+  reserved_ -= std::min(reserved_, reservation.bytes_);
+  reservation.store_ = nullptr;
+  reservation.bytes_ = 0;
+}
+
+std::uint64_t BlobStore::used_bytes() const {
+  std::lock_guard lock(space_mu_);
+  return used_;
+}
+
+std::uint64_t BlobStore::reserved_bytes() const {
+  std::lock_guard lock(space_mu_);
+  return reserved_;
+}
+
+std::uint64_t BlobStore::Shortfall(std::uint64_t bytes) const {
+  std::uint64_t shortfall = 0;
+  if (options_.max_bytes > 0) {
+    const std::uint64_t want = used_ + reserved_ + bytes;
+    if (want > options_.max_bytes) shortfall = want - options_.max_bytes;
+  }
+  if (options_.min_free_percent > 0) {
+    struct statvfs fs_stat {};
+    if (::statvfs(root_.c_str(), &fs_stat) == 0) {
+      const auto total = static_cast<long double>(fs_stat.f_blocks) * fs_stat.f_frsize;
+      const auto floor = static_cast<std::uint64_t>(total * options_.min_free_percent / 100);
+      const std::uint64_t free = static_cast<std::uint64_t>(fs_stat.f_bavail) * fs_stat.f_frsize;
+      // Downloads in flight will still take what they reserved but have not
+      // written yet.
+      const std::uint64_t staged = staged_.load();
+      const std::uint64_t pending = reserved_ > staged ? reserved_ - staged : 0;
+      const std::uint64_t need = floor + pending + bytes;
+      if (need > free) shortfall = std::max(shortfall, need - free);
+    }
+  }
+  return shortfall;
+}
+
+Result<EvictReport> BlobStore::EvictWhile(const std::function<bool(std::uint64_t)>& more) {
+  EvictReport report;
+  while (more(report.bytes)) {
+    // A batch of the oldest unpinned blobs.
+    std::vector<std::pair<Digest, std::uint64_t>> batch;
+    auto scan = index_->ForEachByAge([&](const Digest& d, const BlobRecord& r) {
+      if (r.pins == 0) batch.emplace_back(d, r.size);
+      return batch.size() < 64;
+    });
+    if (!scan) return Fail(scan.error());
+    if (batch.empty()) break;
+    for (const auto& [digest, size] : batch) {
+      if (!more(report.bytes)) break;
+      // Index entry first: from then on no lookup finds it; readers that
+      // already hold its descriptor keep reading the unlinked inode.
+      auto deleted = index_->DeleteBlob(digest);
+      if (!deleted) return Fail(deleted.error());
+      ::unlink(BlobPath(digest).c_str());
+      if (!*deleted) continue;
+      used_ -= std::min(used_, size);
+      report.blobs += 1;
+      report.bytes += size;
+      log::Info(log::Module::kStore, "blob_evicted", {{"digest", digest.Hex()}, {"bytes", size}});
+    }
+  }
+  return report;
+}
+
+Result<Reservation> BlobStore::Reserve(std::uint64_t bytes) {
+  std::lock_guard lock(space_mu_);
+  const std::uint64_t shortfall = Shortfall(bytes);
+  if (shortfall > 0) {
+    auto evicted = EvictWhile([&](std::uint64_t freed) { return freed < shortfall; });
+    if (!evicted) return Fail(evicted.error());
+    if (evicted->bytes < shortfall) {
+      log::Warn(log::Module::kStore, "reserve_failed",
+                {{"bytes", bytes}, {"shortfall", shortfall - evicted->bytes}});
+      return Fail(Errc::kNoSpace);
+    }
+  }
+  reserved_ += bytes;
+  return Reservation(this, bytes);
+}
+
+Result<EvictReport> BlobStore::EvictTo(std::uint64_t target_bytes) {
+  std::lock_guard lock(space_mu_);
+  return EvictWhile([&](std::uint64_t) { return used_ > target_bytes; });
+}
+
 // --------------------------------------------------------------- BlobWriter
 
 BlobWriter::BlobWriter(BlobStore& store, Digest digest, std::uint64_t expected_size,
-                       fs::path staging_path, UniqueFd fd)
+                       fs::path staging_path, UniqueFd fd, Reservation reservation)
     : store_(store),
       digest_(digest),
       expected_size_(expected_size),
       staging_path_(std::move(staging_path)),
       fd_(std::move(fd)),
-      hasher_(digest.kind(), expected_size) {}
+      hasher_(digest.kind(), expected_size),
+      reservation_(std::move(reservation)) {}
 
 BlobWriter::~BlobWriter() {
   if (state_.load() != State::kCommitted) Abort();
+  store_.staged_ -= staged_.load();
   store_.EndWrite(digest_);
 }
 
@@ -224,6 +352,10 @@ Result<void> BlobWriter::WriteAt(std::uint64_t offset, std::span<const std::uint
       for (std::size_t j = 0; j < i; ++j) Insert(written_, pieces[j].first, pieces[j].second);
       return written;
     }
+  }
+  for (const auto& [s, e] : pieces) {
+    staged_ += e - s;
+    store_.staged_ += e - s;
   }
   {
     std::lock_guard lock(mu_);
@@ -332,6 +464,7 @@ Result<void> BlobWriter::Commit() {
     return synced;
   }
   state_.store(State::kCommitted);
+  store_.Committed(reservation_, expected_size_);
   return {};
 }
 

@@ -23,6 +23,7 @@
 #include <atomic>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -40,7 +41,33 @@
 
 namespace hubcache::store {
 
+class BlobStore;
 class BlobWriter;
+
+// Space held for a download until it is committed or abandoned. Move-only;
+// destruction releases it.
+class Reservation {
+ public:
+  Reservation() = default;
+  Reservation(Reservation&& other) noexcept;
+  Reservation& operator=(Reservation&& other) noexcept;
+  Reservation(const Reservation&) = delete;
+  Reservation& operator=(const Reservation&) = delete;
+  ~Reservation();
+
+  std::uint64_t bytes() const { return bytes_; }
+
+ private:
+  friend class BlobStore;
+  Reservation(BlobStore* store, std::uint64_t bytes) : store_(store), bytes_(bytes) {}
+  BlobStore* store_ = nullptr;
+  std::uint64_t bytes_ = 0;
+};
+
+struct EvictReport {
+  std::uint64_t blobs = 0;
+  std::uint64_t bytes = 0;
+};
 
 class BlobStore {
  public:
@@ -62,12 +89,31 @@ class BlobStore {
   // core::Errc::kCorrupt if the file's size disagrees with the index.
   Result<Blob> Lookup(const Digest& digest);
 
-  // Starts writing `digest`, which will be `expected_size` bytes.
+  // Starts writing `digest`, which will be `expected_size` bytes, after
+  // reserving that much space (see Reserve()); the writer holds the
+  // reservation until it commits or aborts.
   // Errors: core::Errc::kAlreadyExists if it is committed already;
-  // Errc::kBusy if another writer holds it; system errors from the
-  // filesystem. The writer must not outlive the store.
+  // Errc::kBusy if another writer holds it; Errc::kNoSpace if the space
+  // cannot be reserved (the caller may serve pass-through instead); system
+  // errors from the filesystem. The writer must not outlive the store.
   Result<std::unique_ptr<BlobWriter>> BeginWrite(const Digest& digest,
                                                  std::uint64_t expected_size);
+
+  // Holds `bytes` of space for a download. When the limits do not allow it
+  // (store.max_bytes, or store.min_free_percent of the filesystem kept free),
+  // evicts least-recently-used blobs that no pin holds, oldest first, index
+  // entry before file. Blobs being written are not in the index and are never
+  // candidates. Errors: Errc::kNoSpace when even evicting every candidate
+  // would not make room (what was evicted stays evicted).
+  Result<Reservation> Reserve(std::uint64_t bytes);
+
+  // Evicts least-recently-used unpinned blobs until the cached bytes are at
+  // most `target_bytes` (`hubcache gc --to SIZE`).
+  Result<EvictReport> EvictTo(std::uint64_t target_bytes);
+
+  // Bytes of all committed blobs; bytes reserved by downloads in flight.
+  std::uint64_t used_bytes() const;
+  std::uint64_t reserved_bytes() const;
 
   // Where a committed blob's file lives (whether or not it exists).
   std::filesystem::path BlobPath(const Digest& digest) const;
@@ -76,13 +122,30 @@ class BlobStore {
 
  private:
   friend class BlobWriter;
-  BlobStore(std::filesystem::path root, std::unique_ptr<Index> index);
+  friend class Reservation;
+  BlobStore(std::filesystem::path root, const Options& options, std::unique_ptr<Index> index);
   void EndWrite(const Digest& digest);
+  void Release(std::uint64_t bytes);
+  // Moves `size` bytes from a writer's reservation to the used bytes.
+  void Committed(Reservation& reservation, std::uint64_t size);
+  // Bytes a new reservation of `bytes` would leave missing under the limits
+  // (0: it fits). REQUIRES: space_mu_ held.
+  std::uint64_t Shortfall(std::uint64_t bytes) const;
+  // Evicts LRU candidates until `enough(evicted_bytes)`. REQUIRES: space_mu_.
+  Result<EvictReport> EvictWhile(const std::function<bool(std::uint64_t)>& more);
 
   const std::filesystem::path root_;
+  const Options options_;
   std::unique_ptr<Index> index_;
   std::mutex mu_;
   std::set<Digest> writing_;  // GUARDED_BY(mu_)
+
+  mutable std::mutex space_mu_;  // serializes reservations and evictions
+  std::uint64_t used_ = 0;       // GUARDED_BY(space_mu_)
+  std::uint64_t reserved_ = 0;   // GUARDED_BY(space_mu_)
+  // Bytes downloads in flight have written so far (they count against the
+  // filesystem's free space already, and against their reservation).
+  std::atomic<std::uint64_t> staged_{0};
 };
 
 // Writes one blob into staging. Made by BlobStore::BeginWrite().
@@ -127,7 +190,7 @@ class BlobWriter {
  private:
   friend class BlobStore;
   BlobWriter(BlobStore& store, Digest digest, std::uint64_t expected_size,
-             std::filesystem::path staging_path, UniqueFd fd);
+             std::filesystem::path staging_path, UniqueFd fd, Reservation reservation);
   using Pieces = std::vector<std::pair<std::uint64_t, std::uint64_t>>;
   // Hashes the newly contiguous bytes, if no other thread is doing so.
   // `mine` are the ranges this call wrote from `data` (at `offset`).
@@ -151,6 +214,8 @@ class BlobWriter {
   std::uint64_t hashed_ = 0;                        // GUARDED_BY(mu_)
   bool hashing_ = false;                            // GUARDED_BY(mu_)
   std::optional<Digest> actual_;                    // GUARDED_BY(mu_)
+  Reservation reservation_;
+  std::atomic<std::uint64_t> staged_{0};            // bytes written, for the store's accounting
 };
 
 }  // namespace hubcache::store

@@ -1,0 +1,179 @@
+// Reservations and eviction (store/blob_store.h), and the token HMAC.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <random>
+
+#include "core/errc.h"
+#include "store/blob_store.h"
+#include "store/errc.h"
+#include "store/token_hmac.h"
+
+namespace hubcache::store {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string Content(std::size_t size, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::string out(size, '\0');
+  for (char& c : out) c = static_cast<char>(rng());
+  return out;
+}
+
+std::string ReadAll(int fd) {
+  std::string out;
+  char buf[65536];
+  off_t pos = 0;
+  for (ssize_t n; (n = ::pread(fd, buf, sizeof(buf), pos)) > 0; pos += n) out.append(buf, n);
+  return out;
+}
+
+class SpaceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = fs::temp_directory_path() /
+            ("hubcache-space-test-" + std::to_string(::getpid()) + "-" +
+             ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(root_);
+    Open(10'000);
+  }
+  void TearDown() override {
+    store_.reset();
+    fs::remove_all(root_);
+  }
+  void Open(std::uint64_t max_bytes) {
+    store_.reset();
+    Options options;
+    options.cache_dir = root_.string();
+    options.max_bytes = max_bytes;
+    options.min_free_percent = 0;
+    auto store = BlobStore::Open(options);
+    ASSERT_TRUE(store) << store.error().message();
+    store_ = std::move(*store);
+  }
+  Result<Digest> Put(const std::string& content, std::int64_t last_access) {
+    const Digest digest = HashBytes(DigestKind::kSha256, content);
+    auto writer = store_->BeginWrite(digest, content.size());
+    if (!writer) return Fail(writer.error());
+    EXPECT_TRUE((*writer)->WriteAt(
+        0, {reinterpret_cast<const std::uint8_t*>(content.data()), content.size()}));
+    if (auto c = (*writer)->Commit(); !c) return Fail(c.error());
+    // Pin the access order down (real touches have 1 s resolution).
+    EXPECT_TRUE(store_->index().PutBlob(digest, {content.size(), 0, last_access, 0}));
+    return digest;
+  }
+  bool Has(const Digest& d) { return store_->Lookup(d).has_value(); }
+
+  fs::path root_;
+  std::unique_ptr<BlobStore> store_;
+};
+
+TEST_F(SpaceTest, MaxBytesEvictsLeastRecentlyUsedFirst) {
+  const Digest a = Put(Content(3000, 1), 100).value();
+  const Digest b = Put(Content(3000, 2), 300).value();
+  const Digest c = Put(Content(3000, 3), 200).value();
+  EXPECT_EQ(store_->used_bytes(), 9000u);
+  const Digest d = Put(Content(3000, 4), 400).value();  // needs 2000 more: evicts `a`
+  EXPECT_FALSE(Has(a));
+  EXPECT_FALSE(fs::exists(store_->BlobPath(a)));
+  EXPECT_TRUE(Has(b) && Has(c) && Has(d));
+  EXPECT_EQ(store_->used_bytes(), 9000u);
+  const Digest e = Put(Content(4000, 5), 500).value();  // 3000 short: evicts c (200) only
+  EXPECT_FALSE(Has(c));
+  EXPECT_TRUE(Has(b) && Has(d) && Has(e));
+  EXPECT_EQ(store_->used_bytes(), 10'000u);
+}
+
+TEST_F(SpaceTest, PinnedBlobsAreNeverEvicted) {
+  const Digest a = Put(Content(4000, 1), 100).value();
+  const Digest b = Put(Content(4000, 2), 200).value();
+  ASSERT_TRUE(store_->index().Pin("model/org/x@main", {a}));
+  const Digest c = Put(Content(4000, 3), 300).value();  // evicts b, the oldest unpinned
+  EXPECT_TRUE(Has(a));
+  EXPECT_FALSE(Has(b));
+  ASSERT_TRUE(store_->index().Pin("model/org/x@main", {c}));
+  // Everything left is pinned: no room can be made.
+  auto refused = Put(Content(4000, 4), 400);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error(), Errc::kNoSpace);
+  EXPECT_TRUE(Has(a) && Has(c));
+  EXPECT_EQ(store_->reserved_bytes(), 0u);
+}
+
+TEST_F(SpaceTest, ReservationsCountUntilReleased) {
+  auto held = store_->Reserve(8000);
+  ASSERT_TRUE(held);
+  EXPECT_EQ(store_->reserved_bytes(), 8000u);
+  EXPECT_EQ(store_->Reserve(3000).error(), Errc::kNoSpace);  // nothing to evict
+  // A download in flight holds its reservation; its blob is not evictable.
+  const std::string content = Content(2000, 9);
+  auto writer = store_->BeginWrite(HashBytes(DigestKind::kSha256, content), 2000);
+  ASSERT_TRUE(writer);
+  EXPECT_EQ(store_->reserved_bytes(), 10'000u);
+  held->~Reservation();
+  new (&*held) Reservation();
+  EXPECT_EQ(store_->reserved_bytes(), 2000u);
+  ASSERT_TRUE((*writer)->WriteAt(0, {reinterpret_cast<const std::uint8_t*>(content.data()), 2000}));
+  ASSERT_TRUE((*writer)->Commit());
+  EXPECT_EQ(store_->reserved_bytes(), 0u);
+  EXPECT_EQ(store_->used_bytes(), 2000u);
+  // An abandoned download gives its reservation back.
+  {
+    auto abandoned = store_->BeginWrite(HashBytes(DigestKind::kSha256, "x"), 5000);
+    ASSERT_TRUE(abandoned);
+    EXPECT_EQ(store_->reserved_bytes(), 5000u);
+  }
+  EXPECT_EQ(store_->reserved_bytes(), 0u);
+}
+
+TEST_F(SpaceTest, EvictToTargetKeepsReadersWorking) {
+  const std::string old_content = Content(3000, 1);
+  const Digest a = Put(old_content, 100).value();
+  const Digest b = Put(Content(3000, 2), 200).value();
+  const Digest c = Put(Content(3000, 3), 300).value();
+  auto reader = store_->Lookup(a);
+  ASSERT_TRUE(reader);
+  auto report = store_->EvictTo(3000);
+  ASSERT_TRUE(report);
+  EXPECT_EQ(report->blobs, 2u);
+  EXPECT_EQ(report->bytes, 6000u);
+  EXPECT_FALSE(Has(a) || Has(b));
+  EXPECT_TRUE(Has(c));
+  EXPECT_EQ(ReadAll(reader->fd.get()), old_content);  // evicted under a reader
+}
+
+TEST_F(SpaceTest, UsedBytesSurviveReopen) {
+  Put(Content(1000, 1), 1).value();
+  Put(Content(2500, 2), 2).value();
+  Open(10'000);
+  EXPECT_EQ(store_->used_bytes(), 3500u);
+}
+
+TEST(TokenHmacTest, StableSecretPerInstallNeverTheToken) {
+  const fs::path dir = fs::temp_directory_path() / ("hubcache-hmac-" + std::to_string(::getpid()));
+  const fs::path other = dir / "other";
+  fs::remove_all(dir);
+  fs::create_directories(other);
+  auto first = TokenHmac::LoadOrCreate(dir);
+  ASSERT_TRUE(first);
+  struct stat st {};
+  ASSERT_EQ(::stat((dir / TokenHmac::kFileName).c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  const Secret alice("hf_alice"), bob("hf_bob");
+  EXPECT_EQ(first->Of(alice), first->Of(alice));
+  EXPECT_NE(first->Of(alice), first->Of(bob));
+  auto again = TokenHmac::LoadOrCreate(dir);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->Of(alice), first->Of(alice));  // same install, same id
+  auto elsewhere = TokenHmac::LoadOrCreate(other);
+  ASSERT_TRUE(elsewhere);
+  EXPECT_NE(elsewhere->Of(alice), first->Of(alice));  // the secret matters
+  fs::resize_file(dir / TokenHmac::kFileName, 5);
+  EXPECT_EQ(TokenHmac::LoadOrCreate(dir).error(), core::Errc::kCorrupt);
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace hubcache::store
