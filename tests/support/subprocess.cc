@@ -113,14 +113,23 @@ bool Subprocess::Pump(std::chrono::milliseconds timeout) {
   return out_fd_ >= 0 || err_fd_ >= 0;
 }
 
-bool Subprocess::WaitForStderr(std::string_view needle, std::chrono::milliseconds timeout) {
+bool Subprocess::WaitFor(const std::string& text, std::string_view needle,
+                         std::chrono::milliseconds timeout) {
   const auto deadline = Clock::now() + timeout;
-  while (err_.find(needle) == std::string::npos) {
+  while (text.find(needle) == std::string::npos) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
     if (left.count() <= 0) return false;
-    if (!Pump(left)) return err_.find(needle) != std::string::npos;
+    if (!Pump(left)) return text.find(needle) != std::string::npos;
   }
   return true;
+}
+
+bool Subprocess::WaitForStderr(std::string_view needle, std::chrono::milliseconds timeout) {
+  return WaitFor(err_, needle, timeout);
+}
+
+bool Subprocess::WaitForStdout(std::string_view needle, std::chrono::milliseconds timeout) {
+  return WaitFor(out_, needle, timeout);
 }
 
 void Subprocess::Signal(int signo) {

@@ -29,6 +29,8 @@ class Subprocess {
   // Reads output until stderr contains `needle`. Returns true if it did
   // before `timeout` and before the child closed its stderr.
   bool WaitForStderr(std::string_view needle, std::chrono::milliseconds timeout);
+  // The same for stdout.
+  bool WaitForStdout(std::string_view needle, std::chrono::milliseconds timeout);
 
   void Signal(int signo);
 
@@ -45,6 +47,8 @@ class Subprocess {
   Subprocess() = default;
   // Reads whatever is available within `timeout`; false once both pipes hit EOF.
   bool Pump(std::chrono::milliseconds timeout);
+  bool WaitFor(const std::string& text, std::string_view needle,
+               std::chrono::milliseconds timeout);
 
   pid_t pid_ = -1;
   int out_fd_ = -1;
