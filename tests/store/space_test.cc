@@ -3,11 +3,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <random>
+#include <thread>
 
 #include "core/errc.h"
 #include "store/blob_store.h"
 #include "store/errc.h"
+#include "store/fsck.h"
 #include "store/token_hmac.h"
 
 namespace hubcache::store {
@@ -149,6 +152,55 @@ TEST_F(SpaceTest, UsedBytesSurviveReopen) {
   Put(Content(2500, 2), 2).value();
   Open(10'000);
   EXPECT_EQ(store_->used_bytes(), 3500u);
+}
+
+// Readers, writers and an evictor at once: a lookup either finds nothing or
+// yields exactly the committed bytes, never a partial or wrong blob.
+TEST_F(SpaceTest, ConcurrentReadersDuringCommitAndEviction) {
+  Open(200'000);
+  constexpr int kBlobs = 120;
+  std::vector<std::string> contents;
+  std::vector<Digest> digests;
+  for (int i = 0; i < kBlobs; ++i) {
+    contents.push_back(Content(3000 + i * 37, 1000 + i));
+    digests.push_back(HashBytes(DigestKind::kSha256, contents.back()));
+  }
+  std::atomic<bool> done{false};
+  std::atomic<int> hits{0};
+  std::vector<std::thread> readers;
+  for (int r = 0; r < 3; ++r) {
+    readers.emplace_back([&, r] {
+      for (int i = r; !done.load(); i = (i + 7) % kBlobs) {
+        auto blob = store_->Lookup(digests[i]);
+        if (!blob) {
+          ASSERT_EQ(blob.error(), core::Errc::kNotFound);
+          continue;
+        }
+        ASSERT_EQ(ReadAll(blob->fd.get()), contents[i]) << i;
+        ++hits;
+      }
+    });
+  }
+  std::thread evictor([&] {
+    while (!done.load()) ASSERT_TRUE(store_->EvictTo(100'000));
+  });
+  for (int i = 0; i < kBlobs; ++i) {
+    auto writer = store_->BeginWrite(digests[i], contents[i].size());
+    ASSERT_TRUE(writer) << writer.error().message();
+    const auto* bytes = reinterpret_cast<const std::uint8_t*>(contents[i].data());
+    const std::size_t half = contents[i].size() / 2;
+    ASSERT_TRUE((*writer)->WriteAt(half, {bytes + half, contents[i].size() - half}));
+    ASSERT_TRUE((*writer)->WriteAt(0, {bytes, half}));
+    ASSERT_TRUE((*writer)->Commit());
+  }
+  done = true;
+  for (auto& t : readers) t.join();
+  evictor.join();
+  EXPECT_GT(hits.load(), 0);
+  EXPECT_LE(store_->used_bytes(), 200'000u);
+  auto report = Fsck(*store_, FsckMode::kVerify);
+  ASSERT_TRUE(report);
+  EXPECT_TRUE(report->clean()) << report->problems.front();
 }
 
 TEST(TokenHmacTest, StableSecretPerInstallNeverTheToken) {
