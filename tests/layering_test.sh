@@ -42,7 +42,7 @@ fi
 
 # Nobody includes Asio directly except through core/asio.h.
 bad=$(grep -rnE '^[[:space:]]*#[[:space:]]*include[[:space:]]*<boost/asio' core store proxy config daemon \
-        --include='*.h' --include='*.cc' 2>/dev/null | grep -v '^core/asio\.h:')
+        --include='*.h' --include='*.cc' 2>/dev/null | grep -vE '^core/asio(_ssl)?\.h:')
 if [ -n "$bad" ]; then
   echo "include Asio through core/asio.h, adding what is missing there:"
   echo "$bad" | sed 's/^/    /'

@@ -1,0 +1,31 @@
+#include "proxy/errc.h"
+
+#include <string>
+
+namespace hubcache::proxy {
+namespace {
+
+class ProxyCategory final : public boost::system::error_category {
+ public:
+  const char* name() const noexcept override { return "hubcache.proxy"; }
+  std::string message(int ev) const override {
+    switch (static_cast<Errc>(ev)) {
+      case Errc::kOk: return "ok";
+      case Errc::kTooManyRedirects: return "too many redirects";
+      case Errc::kBadRedirect: return "redirect without a usable Location";
+      case Errc::kBadUrl: return "unusable URL";
+      case Errc::kBodyTooLarge: return "response body too large";
+      case Errc::kSinkAborted: return "response refused by its consumer";
+    }
+    return "unknown proxy error";
+  }
+};
+
+}  // namespace
+
+const boost::system::error_category& Category() {
+  static const ProxyCategory category;
+  return category;
+}
+
+}  // namespace hubcache::proxy

@@ -1,0 +1,29 @@
+// Errors of the proxy module (proxy::Errc) and their category.
+#pragma once
+
+#include <boost/system/error_code.hpp>
+#include <type_traits>
+
+namespace hubcache::proxy {
+
+enum class Errc {
+  kOk = 0,
+  kTooManyRedirects = 1,  // more redirect hops than allowed (or a loop)
+  kBadRedirect,           // a redirect without a usable Location
+  kBadUrl,                // a URL hubcache cannot request (scheme, host)
+  kBodyTooLarge,          // a buffered response exceeded its limit
+  kSinkAborted,           // the body sink refused the response
+};
+
+const boost::system::error_category& Category();
+
+inline boost::system::error_code make_error_code(Errc e) {
+  return {static_cast<int>(e), Category()};
+}
+
+}  // namespace hubcache::proxy
+
+namespace boost::system {
+template <>
+struct is_error_code_enum<hubcache::proxy::Errc> : std::true_type {};
+}  // namespace boost::system

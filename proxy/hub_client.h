@@ -1,0 +1,117 @@
+// HubClient: hubcache's outbound HTTP/1.1 client for the Hub and its CDN.
+//
+// Plain http:// and https:// (SNI, chain and host-name verification against
+// the system CA store or upstream.ca_file). Connections are kept alive and
+// reused through a ConnectionPool; a reused connection that turns out to be
+// closed by the peer before any response byte is replaced once,
+// transparently. Redirects (301, 302, 303, 307, 308; absolute and relative
+// Locations) are followed up to a limit when asked; the token is sent only to
+// the origin (scheme, host, port) of the original request and never after a
+// hop to another origin. Bodies stream to a BodySink as they arrive: nothing
+// buffers a whole body except Fetch(), which is for small API documents and
+// has a size limit.
+//
+// Deadlines: connect (TCP + TLS) within upstream.connect_timeout; the
+// response head within upstream.response_timeout of sending the request; each
+// body read within upstream.read_timeout. A missed deadline fails the request
+// with beast::error::timeout.
+//
+// Never logs a token or the query string of a URL (signed CDN URLs).
+//
+// Executor: the coroutines run on the caller's executor; the client may be
+// used from many coroutines at once. It must outlive every call.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <boost/beast/http/fields.hpp>
+#include <boost/beast/http/message.hpp>
+
+#include "core/asio_ssl.h"
+#include "core/result.h"
+#include "core/secret.h"
+#include "proxy/connection_pool.h"
+#include "proxy/options.h"
+
+namespace hubcache::proxy {
+
+struct OutRequest {
+  http::verb method = http::verb::get;
+  std::string url = {};  // absolute http(s) URL, path and query already encoded
+  std::vector<std::pair<std::string, std::string>> headers = {};  // extra headers (Range, Accept, ...)
+  // Sent as `Authorization: Bearer <token>` to the request's own origin only.
+  Secret token = Secret();
+  std::string body = {};  // with a Content-Type among `headers`
+  bool follow_redirects = true;
+};
+
+struct ResponseHead {
+  unsigned status = 0;
+  http::fields fields;
+  std::string url;  // the URL that gave this answer (after redirects)
+
+  // The value of header `name`, or "" (case-insensitive).
+  std::string Header(std::string_view name) const;
+};
+
+// Receives a streamed response. Both calls run on the requesting coroutine's
+// executor; an error from either stops the transfer and is returned by Send().
+class BodySink {
+ public:
+  virtual ~BodySink() = default;
+  virtual net::awaitable<Result<void>> OnHead(const ResponseHead& head) = 0;
+  virtual net::awaitable<Result<void>> OnData(std::span<const std::uint8_t> data) = 0;
+};
+
+struct BufferedResponse {
+  ResponseHead head;
+  std::string body;
+};
+
+class HubClient {
+ public:
+  // Errors: the CA file cannot be loaded.
+  static Result<std::unique_ptr<HubClient>> Create(const UpstreamOptions& options,
+                                                   ConnectionPool::Limits pool_limits = {});
+
+  // Sends `request`, follows redirects if asked, and streams the final
+  // response (any status) into `sink`. Errors: connect/TLS/timeout errors,
+  // Errc::kTooManyRedirects, Errc::kBadRedirect, Errc::kBadUrl, errors from
+  // the sink, and stream errors when the body breaks off (the sink then got
+  // a prefix of the body).
+  net::awaitable<Result<void>> Send(OutRequest request, BodySink& sink);
+
+  // Like Send(), collecting the body in memory. Errors as Send(), plus
+  // Errc::kBodyTooLarge past `max_body` bytes.
+  net::awaitable<Result<BufferedResponse>> Fetch(OutRequest request,
+                                                 std::size_t max_body = 64 << 20);
+
+  ConnectionPool& pool() { return pool_; }
+
+  static constexpr int kMaxRedirects = 10;
+
+ private:
+  struct Hop;
+  HubClient(const UpstreamOptions& options, std::unique_ptr<ssl::context> tls,
+            ConnectionPool::Limits limits);
+  net::awaitable<Result<Hop>> Exchange(const OutRequest& request, const std::string& url,
+                                       bool send_token, BodySink& sink);
+  template <class Stream>
+  net::awaitable<Result<Hop>> ExchangeOn(Stream& stream,
+                                         std::unique_ptr<UpstreamConnection> connection,
+                                         const OutRequest& request, const core::Url& url,
+                                         bool send_token, BodySink& sink, bool& response_started);
+
+  const UpstreamOptions options_;
+  std::unique_ptr<ssl::context> tls_;
+  ConnectionPool pool_;
+};
+
+}  // namespace hubcache::proxy

@@ -1,0 +1,301 @@
+#include "proxy/hub_client.h"
+
+#include <gtest/gtest.h>
+
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include "proxy/errc.h"
+#include "proxy/exchange.h"
+#include "proxy/server.h"
+#include "tests/support/run_async.h"
+
+namespace hubcache::proxy {
+namespace {
+
+using std::chrono::milliseconds;
+using testing::RunAsync;
+
+// A scripted upstream: each path does one thing.
+class Upstream final : public Handler {
+ public:
+  net::awaitable<void> Handle(Exchange& exchange) override {
+    const std::string target(ToStd(exchange.request().target()));
+    {
+      std::lock_guard lock(mu);
+      ports.insert(exchange.stream().socket().remote_endpoint().port());
+      const auto auth = exchange.request().find(http::field::authorization);
+      authorization[target] =
+          auth == exchange.request().end() ? "" : std::string(auth->value());
+      ++hits[target];
+    }
+    auto executor = co_await net::this_coro::executor;
+    if (target.starts_with("/redirect-to?")) {  // absolute or relative Location from the query
+      StringResponse response(http::status::found, 11);
+      response.set(http::field::location, target.substr(std::strlen("/redirect-to?")));
+      co_await exchange.Send(std::move(response));
+    } else if (target == "/loop") {
+      StringResponse response(http::status::temporary_redirect, 11);
+      response.set(http::field::location, "/loop");
+      co_await exchange.Send(std::move(response));
+    } else if (target == "/see-other") {
+      StringResponse response(http::status::see_other, 11);
+      response.set(http::field::location, "dir/../ok");
+      co_await exchange.Send(std::move(response));
+    } else if (target == "/slow-head") {
+      net::steady_timer timer(executor, milliseconds(1500));
+      co_await timer.async_wait(net::use_awaitable);
+      co_await exchange.Send(StringResponse(http::status::ok, 11));
+    } else if (target == "/stall-body") {
+      // Announce 100 bytes, send 10, then go quiet.
+      const std::string head = "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789";
+      co_await net::async_write(exchange.stream(), net::buffer(head), net::use_awaitable);
+      net::steady_timer timer(executor, milliseconds(3000));
+      co_await timer.async_wait(net::use_awaitable);
+      exchange.MarkAnswered(200, 10, false);
+    } else if (target == "/big") {
+      StringResponse response(http::status::ok, 11);
+      response.body() = std::string(3 << 20, 'b');
+      co_await exchange.Send(std::move(response));
+    } else {
+      StringResponse response(http::status::ok, 11);
+      response.set(http::field::content_type, "text/plain");
+      response.set("X-Target", target);
+      response.body() = "hello from " + target;
+      co_await exchange.Send(std::move(response));
+    }
+  }
+  std::mutex mu;
+  std::set<std::uint16_t> ports;
+  std::map<std::string, std::string> authorization;
+  std::map<std::string, int> hits;
+};
+
+class HubClientTest : public ::testing::Test {
+ protected:
+  std::uint16_t StartServer(Upstream& handler, ServerOptions options = {}) {
+    options.listen = {"127.0.0.1:0"};
+    auto server = Server::Create(ioc_, options, handler);
+    EXPECT_TRUE(server);
+    (*server)->Start();
+    const std::uint16_t port = (*server)->endpoints().front().port();
+    servers_.push_back(std::move(*server));
+    return port;
+  }
+  void SetUp() override {
+    options_.response_timeout = milliseconds(500);
+    options_.read_timeout = milliseconds(500);
+  }
+  void StartThreads() {
+    for (int i = 0; i < 2; ++i) threads_.emplace_back([this] { ioc_.run(); });
+  }
+  void TearDown() override {
+    client_.reset();
+    ioc_.stop();
+    for (auto& t : threads_) t.join();
+    servers_.clear();
+  }
+  HubClient* Client() {
+    auto client = HubClient::Create(options_);
+    EXPECT_TRUE(client);
+    client_ = std::move(*client);
+    return client_.get();
+  }
+  std::unique_ptr<HubClient> client_;  // destroyed before client_ioc_
+  static std::string Url(std::uint16_t port, const std::string& path) {
+    return "http://127.0.0.1:" + std::to_string(port) + path;
+  }
+
+  net::io_context ioc_;
+  net::io_context client_ioc_;  // one loop for all of a test's requests (pooled sockets)
+  std::vector<std::unique_ptr<Server>> servers_;
+  std::vector<std::thread> threads_;
+  UpstreamOptions options_;
+};
+
+TEST_F(HubClientTest, FetchStreamsStatusHeadersAndBody) {
+  Upstream upstream;
+  const auto port = StartServer(upstream);
+  StartThreads();
+  auto client = Client();
+  auto response = RunAsync(client_ioc_, client->Fetch({.url = Url(port, "/file?x=1")}));
+  ASSERT_TRUE(response) << response.error().message();
+  EXPECT_EQ(response->head.status, 200u);
+  EXPECT_EQ(response->head.Header("x-target"), "/file?x=1");
+  EXPECT_EQ(response->body, "hello from /file?x=1");
+}
+
+TEST_F(HubClientTest, SequentialRequestsReuseOneConnection) {
+  Upstream upstream;
+  const auto port = StartServer(upstream);
+  StartThreads();
+  auto client = Client();
+  for (int i = 0; i < 10; ++i) {
+    auto response = RunAsync(client_ioc_, client->Fetch({.url = Url(port, "/n" + std::to_string(i))}));
+    ASSERT_TRUE(response) << response.error().message();
+  }
+  EXPECT_EQ(client->pool().opened(), 1u);
+  EXPECT_EQ(upstream.ports.size(), 1u);
+  EXPECT_EQ(client->pool().idle_count(), 1u);
+}
+
+TEST_F(HubClientTest, HeadReadsNoBody) {
+  Upstream upstream;
+  const auto port = StartServer(upstream);
+  StartThreads();
+  auto client = Client();
+  for (int i = 0; i < 3; ++i) {
+    auto response = RunAsync(client_ioc_, client->Fetch({.method = http::verb::head, .url = Url(port, "/h")}));
+    ASSERT_TRUE(response) << response.error().message();
+    EXPECT_EQ(response->head.Header("content-length"), std::to_string(std::strlen("hello from /h")));
+    EXPECT_TRUE(response->body.empty());
+  }
+  EXPECT_EQ(client->pool().opened(), 1u);
+}
+
+TEST_F(HubClientTest, RelativeAndAbsoluteRedirectsAndTokenOnlyToItsOrigin) {
+  Upstream hub;
+  Upstream cdn;
+  const auto hub_port = StartServer(hub);
+  const auto cdn_port = StartServer(cdn);
+  StartThreads();
+  auto client = Client();
+  // hub → (relative) hub → (absolute) cdn
+  const std::string cdn_target = Url(cdn_port, "/blob?Signature=secret");
+  const std::string second = "/redirect-to?" + cdn_target;
+  auto response = RunAsync(client_ioc_, client->Fetch(
+      {.url = Url(hub_port, "/redirect-to?" + second), .token = Secret("hf_token")}));
+  ASSERT_TRUE(response) << response.error().message();
+  EXPECT_EQ(response->head.status, 200u);
+  EXPECT_EQ(response->body, "hello from /blob?Signature=secret");
+  EXPECT_EQ(response->head.url, cdn_target);
+  EXPECT_EQ(hub.authorization["/redirect-to?" + second], "Bearer hf_token");
+  EXPECT_EQ(hub.authorization[second], "Bearer hf_token");
+  EXPECT_EQ(cdn.authorization["/blob?Signature=secret"], "") << "token leaked to another origin";
+}
+
+TEST_F(HubClientTest, TokenIsNotSentBackAfterLeavingItsOrigin) {
+  Upstream hub;
+  Upstream other;
+  const auto hub_port = StartServer(hub);
+  const auto other_port = StartServer(other);
+  StartThreads();
+  auto client = Client();
+  // hub → other → back to hub: the token is sent to the hub each time it is
+  // the destination (same origin as the request), never to `other`.
+  const std::string back = Url(hub_port, "/final");
+  auto response = RunAsync(client_ioc_, client->Fetch(
+      {.url = Url(hub_port, "/redirect-to?" + Url(other_port, "/redirect-to?" + back)),
+       .token = Secret("hf_token")}));
+  ASSERT_TRUE(response);
+  EXPECT_EQ(other.authorization["/redirect-to?" + back], "");
+  EXPECT_EQ(hub.authorization["/final"], "Bearer hf_token");
+}
+
+TEST_F(HubClientTest, RedirectNotFollowedWhenNotAsked) {
+  Upstream upstream;
+  const auto port = StartServer(upstream);
+  StartThreads();
+  auto client = Client();
+  auto response = RunAsync(client_ioc_, client->Fetch(
+      {.method = http::verb::head, .url = Url(port, "/redirect-to?https://cdn.example/x"),
+       .follow_redirects = false}));
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->head.status, 302u);
+  EXPECT_EQ(response->head.Header("location"), "https://cdn.example/x");
+}
+
+TEST_F(HubClientTest, RedirectLoopsEnd) {
+  Upstream upstream;
+  const auto port = StartServer(upstream);
+  StartThreads();
+  auto client = Client();
+  auto response = RunAsync(client_ioc_, client->Fetch({.url = Url(port, "/loop")}));
+  ASSERT_FALSE(response);
+  EXPECT_EQ(response.error(), Errc::kTooManyRedirects);
+  EXPECT_EQ(upstream.hits["/loop"], HubClient::kMaxRedirects + 1);
+}
+
+TEST_F(HubClientTest, SeeOtherTurnsIntoGetOfTheRelativeLocation) {
+  Upstream upstream;
+  const auto port = StartServer(upstream);
+  StartThreads();
+  auto client = Client();
+  auto response = RunAsync(
+      client->Fetch({.method = http::verb::post, .url = Url(port, "/see-other"), .body = "x"}));
+  ASSERT_TRUE(response) << response.error().message();
+  EXPECT_EQ(response->body, "hello from /dir/../ok");
+}
+
+TEST_F(HubClientTest, ResponseHeadDeadline) {
+  Upstream upstream;
+  const auto port = StartServer(upstream);
+  StartThreads();
+  auto client = Client();
+  auto response = RunAsync(client_ioc_, client->Fetch({.url = Url(port, "/slow-head")}));
+  ASSERT_FALSE(response);
+  EXPECT_EQ(response.error(), beast::error::timeout);
+}
+
+TEST_F(HubClientTest, BodyIdleDeadlineAfterAPrefix) {
+  Upstream upstream;
+  const auto port = StartServer(upstream);
+  StartThreads();
+  auto client = Client();
+  auto response = RunAsync(client_ioc_, client->Fetch({.url = Url(port, "/stall-body")}));
+  ASSERT_FALSE(response);
+  EXPECT_EQ(response.error(), beast::error::timeout);
+}
+
+TEST_F(HubClientTest, ConnectFailureIsAnError) {
+  auto client = Client();
+  // A port nobody listens on (bind, read the port, close).
+  net::io_context tmp;
+  net::ip::tcp::acceptor acceptor(tmp, {net::ip::make_address("127.0.0.1"), 0});
+  const auto port = acceptor.local_endpoint().port();
+  acceptor.close();
+  auto response = RunAsync(client_ioc_, client->Fetch({.url = Url(port, "/x")}));
+  ASSERT_FALSE(response);
+  EXPECT_EQ(response.error(), net::error::connection_refused);
+}
+
+TEST_F(HubClientTest, StalePooledConnectionIsReplacedTransparently) {
+  Upstream upstream;
+  ServerOptions options;
+  options.idle_timeout = milliseconds(100);  // the server drops idle keep-alives fast
+  const auto port = StartServer(upstream, options);
+  StartThreads();
+  auto client = Client();
+  ASSERT_TRUE(RunAsync(client_ioc_, client->Fetch({.url = Url(port, "/a")})));
+  std::this_thread::sleep_for(milliseconds(400));  // let the server close it
+  auto second = RunAsync(client_ioc_, client->Fetch({.url = Url(port, "/b")}));
+  ASSERT_TRUE(second) << second.error().message();
+  EXPECT_EQ(second->body, "hello from /b");
+  EXPECT_EQ(client->pool().opened(), 2u);
+}
+
+TEST_F(HubClientTest, FetchLimitsBodySize) {
+  Upstream upstream;
+  const auto port = StartServer(upstream);
+  StartThreads();
+  auto client = Client();
+  auto response = RunAsync(client_ioc_, client->Fetch({.url = Url(port, "/big")}, 1 << 20));
+  ASSERT_FALSE(response);
+  EXPECT_EQ(response.error(), Errc::kBodyTooLarge);
+}
+
+TEST_F(HubClientTest, BadUrlsAreRefused) {
+  auto client = Client();
+  for (const char* url : {"ftp://x/y", "not a url", ""}) {
+    auto response = RunAsync(client_ioc_, client->Fetch({.url = url}));
+    ASSERT_FALSE(response) << url;
+    EXPECT_EQ(response.error(), Errc::kBadUrl);
+  }
+}
+
+}  // namespace
+}  // namespace hubcache::proxy
