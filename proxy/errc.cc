@@ -16,6 +16,8 @@ class ProxyCategory final : public boost::system::error_category {
       case Errc::kBadUrl: return "unusable URL";
       case Errc::kBodyTooLarge: return "response body too large";
       case Errc::kSinkAborted: return "response refused by its consumer";
+      case Errc::kResumeFailed: return "resumed download did not continue where it stopped";
+      case Errc::kRetryableStatus: return "upstream answered with a retryable status";
     }
     return "unknown proxy error";
   }

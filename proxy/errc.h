@@ -13,6 +13,8 @@ enum class Errc {
   kBadUrl,                // a URL hubcache cannot request (scheme, host)
   kBodyTooLarge,          // a buffered response exceeded its limit
   kSinkAborted,           // the body sink refused the response
+  kResumeFailed,          // a resumed body did not continue where it stopped
+  kRetryableStatus,       // internal: a 429/5xx answer that will be retried
 };
 
 const boost::system::error_category& Category();

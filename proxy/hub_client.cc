@@ -1,7 +1,11 @@
 #include "proxy/hub_client.h"
 
 #include <array>
+#include <charconv>
 #include <limits>
+#include <random>
+
+#include <boost/beast/core/string.hpp>
 
 #include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/error.hpp>
@@ -70,6 +74,217 @@ class BufferSink final : public BodySink {
   std::size_t max_body_;
 };
 
+// What the original request asked for, from its Range header.
+struct ByteRange {
+  std::optional<std::uint64_t> first;  // absent: suffix range
+  std::optional<std::uint64_t> last;   // absent: to the end
+  std::uint64_t suffix = 0;
+};
+
+std::optional<ByteRange> ParseSingleRange(std::string_view value) {
+  if (!value.starts_with("bytes=") || value.find(',') != std::string_view::npos) {
+    return std::nullopt;
+  }
+  value.remove_prefix(6);
+  const std::size_t dash = value.find('-');
+  if (dash == std::string_view::npos) return std::nullopt;
+  auto number = [](std::string_view t) -> std::optional<std::uint64_t> {
+    std::uint64_t v = 0;
+    auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
+    if (t.empty() || ec != std::errc() || end != t.data() + t.size()) return std::nullopt;
+    return v;
+  };
+  ByteRange range;
+  const std::string_view a = value.substr(0, dash);
+  const std::string_view b = value.substr(dash + 1);
+  if (a.empty()) {
+    auto n = number(b);
+    if (!n) return std::nullopt;
+    range.suffix = *n;
+    return range;
+  }
+  range.first = number(a);
+  if (!range.first) return std::nullopt;
+  if (!b.empty()) {
+    range.last = number(b);
+    if (!range.last) return std::nullopt;
+  }
+  return range;
+}
+
+std::optional<ByteRange> RangeHeader(const OutRequest& request) {
+  for (const auto& [name, value] : request.headers) {
+    if (beast::iequals(name, "range")) return ParseSingleRange(value);
+  }
+  return std::nullopt;
+}
+
+// "bytes a-b/T" → a, b, T (T may be absent: "*").
+struct ContentRange {
+  std::uint64_t first = 0;
+  std::uint64_t last = 0;
+  std::optional<std::uint64_t> total;
+};
+
+std::optional<ContentRange> ParseContentRange(std::string_view value) {
+  if (!value.starts_with("bytes ")) return std::nullopt;
+  value.remove_prefix(6);
+  const std::size_t dash = value.find('-');
+  const std::size_t slash = value.find('/');
+  if (dash == std::string_view::npos || slash == std::string_view::npos || slash < dash) {
+    return std::nullopt;
+  }
+  ContentRange out;
+  auto parse = [](std::string_view t, std::uint64_t& v) {
+    auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
+    return !t.empty() && ec == std::errc() && end == t.data() + t.size();
+  };
+  if (!parse(value.substr(0, dash), out.first) ||
+      !parse(value.substr(dash + 1, slash - dash - 1), out.last)) {
+    return std::nullopt;
+  }
+  std::uint64_t total = 0;
+  if (parse(value.substr(slash + 1), total)) out.total = total;
+  return out;
+}
+
+bool RetryableStatus(unsigned status) {
+  return status == 429 || status == 500 || status == 502 || status == 503 || status == 504;
+}
+
+// Errors worth another attempt: network trouble and retryable statuses, not
+// our own refusals (bad URL, redirects) nor certificate failures.
+bool Retryable(const ErrorCode& ec) {
+  if (ec == Errc::kRetryableStatus) return true;
+  if (ec.category() == Category()) return false;
+  if (ec.category() == net::error::get_ssl_category()) {
+    return ec == net::ssl::error::stream_truncated;
+  }
+  return true;
+}
+
+std::optional<std::chrono::milliseconds> ParseRetryAfter(std::string_view value) {
+  std::uint64_t seconds = 0;
+  auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), seconds);
+  if (value.empty() || ec != std::errc() || end != value.data() + value.size()) {
+    return std::nullopt;  // HTTP-date form: use the normal backoff
+  }
+  return std::chrono::milliseconds(std::min<std::uint64_t>(seconds, 3600) * 1000);
+}
+
+// Progress of one logical response across attempts.
+struct ResumeState {
+  bool head_sent = false;
+  unsigned status = 0;
+  std::uint64_t delivered = 0;  // body bytes handed to the sink
+  std::string etag;
+  std::optional<ByteRange> original_range;
+  std::uint64_t first_byte = 0;              // offset of the first body byte in the file
+  std::optional<std::uint64_t> last_byte;    // inclusive; absent: to the end
+
+  // Rewrites `attempt` to ask for what is still missing. False when the
+  // response cannot be resumed (not a 200/206 body).
+  bool PrepareResume(OutRequest& attempt) const {
+    if (status != 200 && status != 206) return false;
+    std::erase_if(attempt.headers, [](const auto& h) {
+      return beast::iequals(h.first, "range") || beast::iequals(h.first, "if-range");
+    });
+    std::string range = "bytes=" + std::to_string(first_byte + delivered) + "-";
+    if (last_byte) range += std::to_string(*last_byte);
+    attempt.headers.emplace_back("Range", range);
+    if (!etag.empty() && !etag.starts_with("W/")) attempt.headers.emplace_back("If-Range", etag);
+    return true;
+  }
+};
+
+// Sits between SendOnce() and the caller's sink: holds back retryable
+// answers, forwards the head once, and checks that resumed answers continue
+// exactly where the body stopped.
+class Relay final : public BodySink {
+ public:
+  Relay(BodySink& sink, ResumeState& state, bool may_retry)
+      : sink_(sink), state_(state), may_retry_(may_retry) {}
+
+  net::awaitable<Result<void>> OnHead(const ResponseHead& head) override {
+    status_ = head.status;
+    if (!state_.head_sent) {
+      if (may_retry_ && RetryableStatus(head.status)) {
+        retry_after_ = ParseRetryAfter(head.Header("retry-after"));
+        co_return Fail(Errc::kRetryableStatus);
+      }
+      state_.head_sent = true;
+      state_.status = head.status;
+      state_.etag = head.Header("etag");
+      if (head.status == 206) {
+        auto range = ParseContentRange(head.Header("content-range"));
+        if (range) {
+          state_.first_byte = range->first;
+          state_.last_byte = range->last;
+        }
+      }
+      co_return co_await Forward([&] { return sink_.OnHead(head); });
+    }
+    // A resumed answer: it must continue exactly at the next missing byte.
+    const std::uint64_t want = state_.first_byte + state_.delivered;
+    if (head.status == 206) {
+      auto range = ParseContentRange(head.Header("content-range"));
+      if (range && range->first == want) co_return Result<void>();
+      co_return Fail(Errc::kResumeFailed);
+    }
+    if (head.status == 200 && state_.first_byte == 0 && !state_.last_byte) {
+      // The server ignored the range (or the If-Range did not match and
+      // sent the whole, possibly new, content): only an unchanged ETag lets
+      // us skip what we already delivered.
+      if (!state_.etag.empty() && head.Header("etag") == state_.etag) {
+        skip_ = state_.delivered;
+        co_return Result<void>();
+      }
+    }
+    if (may_retry_ && RetryableStatus(head.status)) {
+      retry_after_ = ParseRetryAfter(head.Header("retry-after"));
+      co_return Fail(Errc::kRetryableStatus);
+    }
+    co_return Fail(Errc::kResumeFailed);
+  }
+
+  net::awaitable<Result<void>> OnData(std::span<const std::uint8_t> data) override {
+    if (skip_ > 0) {
+      const std::uint64_t n = std::min<std::uint64_t>(skip_, data.size());
+      skip_ -= n;
+      data = data.subspan(n);
+      if (data.empty()) co_return Result<void>();
+    }
+    auto r = co_await Forward([&] { return sink_.OnData(data); });
+    if (r) {
+      state_.delivered += data.size();
+      progressed_ = true;
+    }
+    co_return r;
+  }
+
+  bool sink_failed() const { return sink_failed_; }
+  bool progressed() const { return progressed_; }
+  unsigned status() const { return status_; }
+  std::optional<std::chrono::milliseconds> retry_after() const { return retry_after_; }
+
+ private:
+  template <class F>
+  net::awaitable<Result<void>> Forward(F call) {
+    auto r = co_await call();
+    if (!r) sink_failed_ = true;
+    co_return r;
+  }
+
+  BodySink& sink_;
+  ResumeState& state_;
+  const bool may_retry_;
+  bool sink_failed_ = false;
+  bool progressed_ = false;
+  unsigned status_ = 0;
+  std::uint64_t skip_ = 0;
+  std::optional<std::chrono::milliseconds> retry_after_;
+};
+
 }  // namespace
 
 std::string ResponseHead::Header(std::string_view name) const {
@@ -85,17 +300,60 @@ struct HubClient::Hop {
 };
 
 HubClient::HubClient(const UpstreamOptions& options, std::unique_ptr<ssl::context> tls,
-                     ConnectionPool::Limits limits)
-    : options_(options), tls_(std::move(tls)), pool_(limits) {}
+                     ConnectionPool::Limits limits, RetryPolicy retry_policy)
+    : options_(options), retry_policy_(retry_policy), tls_(std::move(tls)), pool_(limits) {}
 
 Result<std::unique_ptr<HubClient>> HubClient::Create(const UpstreamOptions& options,
-                                                     ConnectionPool::Limits pool_limits) {
+                                                     ConnectionPool::Limits pool_limits,
+                                                     RetryPolicy retry_policy) {
   auto tls = MakeClientTlsContext(options.ca_file);
   if (!tls) return Fail(tls.error());
-  return std::unique_ptr<HubClient>(new HubClient(options, std::move(*tls), pool_limits));
+  return std::unique_ptr<HubClient>(
+      new HubClient(options, std::move(*tls), pool_limits, retry_policy));
+}
+
+std::chrono::milliseconds HubClient::Backoff(int failures) {
+  static thread_local std::mt19937 rng{std::random_device{}()};
+  auto d = retry_policy_.base * (1LL << std::min(failures - 1, 20));
+  d = std::min<std::chrono::milliseconds>(d, retry_policy_.cap);
+  std::uniform_int_distribution<long long> jitter(d.count() / 2, std::max<long long>(d.count(), 1));
+  return std::chrono::milliseconds(jitter(rng));
 }
 
 net::awaitable<Result<void>> HubClient::Send(OutRequest request, BodySink& sink) {
+  const bool retry = request.retry.value_or(request.method == http::verb::get ||
+                                            request.method == http::verb::head);
+  if (!retry) co_return co_await SendOnce(std::move(request), sink);
+  ResumeState state;
+  state.original_range = RangeHeader(request);
+  int failures = 0;
+  for (;;) {
+    OutRequest attempt = request;
+    if (state.head_sent && !state.PrepareResume(attempt)) co_return Fail(Errc::kResumeFailed);
+    Relay relay(sink, state, /*may_retry=*/failures < static_cast<int>(options_.max_retries));
+    auto result = co_await SendOnce(std::move(attempt), relay);
+    if (result) co_return result;
+    const ErrorCode ec = result.error();
+    if (relay.sink_failed() || !Retryable(ec)) {
+      co_return result;
+    }
+    failures = relay.progressed() ? 1 : failures + 1;
+    if (failures > static_cast<int>(options_.max_retries)) co_return result;
+    std::chrono::milliseconds wait = Backoff(failures);
+    if (relay.retry_after()) wait = std::min(*relay.retry_after(), retry_policy_.max_retry_after);
+    log::Info(log::Module::kProxy, "upstream_retry",
+              {{"url", LoggableUrl(*core::ParseUrl(request.url))},
+               {"error", ec.message()},
+               {"status", relay.status()},
+               {"attempt", failures},
+               {"resume_at", state.delivered},
+               {"wait_ms", wait}});
+    net::steady_timer timer(co_await net::this_coro::executor, wait);
+    co_await timer.async_wait(net::use_awaitable);
+  }
+}
+
+net::awaitable<Result<void>> HubClient::SendOnce(OutRequest request, BodySink& sink) {
   auto first = core::ParseUrl(request.url);
   if (!first) co_return Fail(Errc::kBadUrl);
   const Origin token_origin = Origin::Of(*first);

@@ -16,6 +16,16 @@
 // body read within upstream.read_timeout. A missed deadline fails the request
 // with beast::error::timeout.
 //
+// Resilience (Send and Fetch): an idempotent request (GET, HEAD) that fails
+// to connect, times out, is cut off, or is answered 429, 500, 502, 503 or 504
+// is retried with exponential backoff and jitter (a 429/503 Retry-After in
+// seconds is honoured), up to upstream.max_retries attempts in a row without
+// progress. A GET whose body breaks off is resumed with
+// `Range: bytes=<received>-` (and If-Range with the ETag), so the sink sees
+// one continuous body; a resumed answer that does not continue exactly where
+// the body stopped fails the request instead of corrupting it. When retries
+// are exhausted on a 429/5xx, that answer goes to the sink as is.
+//
 // Never logs a token or the query string of a URL (signed CDN URLs).
 //
 // Executor: the coroutines run on the caller's executor; the client may be
@@ -25,6 +35,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -50,6 +61,18 @@ struct OutRequest {
   Secret token = Secret();
   std::string body = {};  // with a Content-Type among `headers`
   bool follow_redirects = true;
+  // Retry and resume as the class comment says. Defaults to true for GET and
+  // HEAD; set it for other requests that are safe to repeat (paths-info).
+  std::optional<bool> retry = std::nullopt;
+};
+
+// Backoff between retries: the k-th consecutive failure waits a random time
+// in [d/2, d] with d = min(base * 2^(k-1), cap).
+struct RetryPolicy {
+  std::chrono::milliseconds base = std::chrono::milliseconds(250);
+  std::chrono::milliseconds cap = std::chrono::seconds(8);
+  // Longest Retry-After honoured; longer values are capped to this.
+  std::chrono::milliseconds max_retry_after = std::chrono::seconds(30);
 };
 
 struct ResponseHead {
@@ -79,13 +102,15 @@ class HubClient {
  public:
   // Errors: the CA file cannot be loaded.
   static Result<std::unique_ptr<HubClient>> Create(const UpstreamOptions& options,
-                                                   ConnectionPool::Limits pool_limits = {});
+                                                   ConnectionPool::Limits pool_limits = {},
+                                                   RetryPolicy retry_policy = {});
 
-  // Sends `request`, follows redirects if asked, and streams the final
-  // response (any status) into `sink`. Errors: connect/TLS/timeout errors,
-  // Errc::kTooManyRedirects, Errc::kBadRedirect, Errc::kBadUrl, errors from
-  // the sink, and stream errors when the body breaks off (the sink then got
-  // a prefix of the body).
+  // Sends `request`, follows redirects if asked, retries and resumes as the
+  // class comment says, and streams the final response (any status) into
+  // `sink`. Errors: connect/TLS/timeout errors, Errc::kTooManyRedirects,
+  // Errc::kBadRedirect, Errc::kBadUrl, Errc::kResumeFailed, errors from the
+  // sink, and stream errors when the body breaks off for good (the sink then
+  // got a prefix of the body).
   net::awaitable<Result<void>> Send(OutRequest request, BodySink& sink);
 
   // Like Send(), collecting the body in memory. Errors as Send(), plus
@@ -100,7 +125,10 @@ class HubClient {
  private:
   struct Hop;
   HubClient(const UpstreamOptions& options, std::unique_ptr<ssl::context> tls,
-            ConnectionPool::Limits limits);
+            ConnectionPool::Limits limits, RetryPolicy retry_policy);
+  // One attempt, redirects included.
+  net::awaitable<Result<void>> SendOnce(OutRequest request, BodySink& sink);
+  std::chrono::milliseconds Backoff(int failures);
   net::awaitable<Result<Hop>> Exchange(const OutRequest& request, const std::string& url,
                                        bool send_token, BodySink& sink);
   template <class Stream>
@@ -110,6 +138,7 @@ class HubClient {
                                          bool send_token, BodySink& sink, bool& response_started);
 
   const UpstreamOptions options_;
+  const RetryPolicy retry_policy_;
   std::unique_ptr<ssl::context> tls_;
   ConnectionPool pool_;
 };

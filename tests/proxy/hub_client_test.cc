@@ -57,6 +57,47 @@ class Upstream final : public Handler {
       net::steady_timer timer(executor, milliseconds(3000));
       co_await timer.async_wait(net::use_awaitable);
       exchange.MarkAnswered(200, 10, false);
+    } else if (target.starts_with("/flaky")) {  // /flaky-<status>-<failures>
+      const unsigned status = std::stoul(target.substr(7, 3));
+      const int failures = std::stoi(target.substr(11));
+      int seen = 0;
+      {
+        std::lock_guard lock(mu);
+        seen = hits[target];
+      }
+      if (seen <= failures) {
+        StringResponse response(static_cast<http::status>(status), 11);
+        response.set(http::field::retry_after, status == 429 ? "1" : "0");
+        response.body() = R"({"error":"try later"})";
+        co_await exchange.Send(std::move(response));
+      } else {
+        StringResponse response(http::status::ok, 11);
+        response.body() = "finally";
+        co_await exchange.Send(std::move(response));
+      }
+    } else if (target == "/breaks" || target == "/breaks-badly") {
+      // 1000 bytes; the first answer stops after 400 and closes.
+      const std::string body = Body1000();
+      const auto range = exchange.request().find(http::field::range);
+      if (range == exchange.request().end()) {
+        const std::string head =
+            "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\nETag: \"e1\"\r\n\r\n" + body.substr(0, 400);
+        co_await net::async_write(exchange.stream(), net::buffer(head), net::use_awaitable);
+        exchange.MarkAnswered(200, 400, false);
+        co_return;
+      }
+      {
+        std::lock_guard lock(mu);
+        resume_range = std::string(range->value());
+        const auto if_range = exchange.request().find(http::field::if_range);
+        resume_if_range = if_range == exchange.request().end() ? "" : std::string(if_range->value());
+      }
+      const std::uint64_t from = target == "/breaks" ? 400 : 300;  // badly: wrong offset
+      StringResponse response(http::status::partial_content, 11);
+      response.set(http::field::content_range, "bytes " + std::to_string(from) + "-999/1000");
+      response.set(http::field::etag, "\"e1\"");
+      response.body() = body.substr(from);
+      co_await exchange.Send(std::move(response));
     } else if (target == "/big") {
       StringResponse response(http::status::ok, 11);
       response.body() = std::string(3 << 20, 'b');
@@ -69,7 +110,14 @@ class Upstream final : public Handler {
       co_await exchange.Send(std::move(response));
     }
   }
+  static std::string Body1000() {
+    std::string body;
+    for (int i = 0; body.size() < 1000; ++i) body += std::to_string(i) + ",";
+    return body.substr(0, 1000);
+  }
   std::mutex mu;
+  std::string resume_range;
+  std::string resume_if_range;
   std::set<std::uint16_t> ports;
   std::map<std::string, std::string> authorization;
   std::map<std::string, int> hits;
@@ -89,6 +137,7 @@ class HubClientTest : public ::testing::Test {
   void SetUp() override {
     options_.response_timeout = milliseconds(500);
     options_.read_timeout = milliseconds(500);
+    options_.max_retries = 3;
   }
   void StartThreads() {
     for (int i = 0; i < 2; ++i) threads_.emplace_back([this] { ioc_.run(); });
@@ -100,7 +149,7 @@ class HubClientTest : public ::testing::Test {
     servers_.clear();
   }
   HubClient* Client() {
-    auto client = HubClient::Create(options_);
+    auto client = HubClient::Create(options_, {}, RetryPolicy{milliseconds(5), milliseconds(20)});
     EXPECT_TRUE(client);
     client_ = std::move(*client);
     return client_.get();
@@ -232,6 +281,7 @@ TEST_F(HubClientTest, SeeOtherTurnsIntoGetOfTheRelativeLocation) {
 }
 
 TEST_F(HubClientTest, ResponseHeadDeadline) {
+  options_.max_retries = 0;
   Upstream upstream;
   const auto port = StartServer(upstream);
   StartThreads();
@@ -242,6 +292,7 @@ TEST_F(HubClientTest, ResponseHeadDeadline) {
 }
 
 TEST_F(HubClientTest, BodyIdleDeadlineAfterAPrefix) {
+  options_.max_retries = 0;
   Upstream upstream;
   const auto port = StartServer(upstream);
   StartThreads();
@@ -251,7 +302,7 @@ TEST_F(HubClientTest, BodyIdleDeadlineAfterAPrefix) {
   EXPECT_EQ(response.error(), beast::error::timeout);
 }
 
-TEST_F(HubClientTest, ConnectFailureIsAnError) {
+TEST_F(HubClientTest, ConnectFailureIsAnErrorAfterRetries) {
   auto client = Client();
   // A port nobody listens on (bind, read the port, close).
   net::io_context tmp;
@@ -295,6 +346,80 @@ TEST_F(HubClientTest, BadUrlsAreRefused) {
     ASSERT_FALSE(response) << url;
     EXPECT_EQ(response.error(), Errc::kBadUrl);
   }
+}
+
+TEST_F(HubClientTest, RetriesServerErrorsUntilSuccess) {
+  Upstream upstream;
+  const auto port = StartServer(upstream);
+  StartThreads();
+  auto client = Client();
+  for (const char* path : {"/flaky-503-2", "/flaky-500-1", "/flaky-502-3", "/flaky-504-1"}) {
+    auto response = RunAsync(client_ioc_, client->Fetch({.url = Url(port, path)}));
+    ASSERT_TRUE(response) << path << ": " << response.error().message();
+    EXPECT_EQ(response->head.status, 200u) << path;
+    EXPECT_EQ(response->body, "finally");
+  }
+  EXPECT_EQ(upstream.hits["/flaky-503-2"], 3);
+  EXPECT_EQ(upstream.hits["/flaky-502-3"], 4);
+}
+
+TEST_F(HubClientTest, HonoursRetryAfterOn429) {
+  Upstream upstream;
+  const auto port = StartServer(upstream);
+  StartThreads();
+  auto client = Client();
+  const auto start = std::chrono::steady_clock::now();
+  auto response = RunAsync(client_ioc_, client->Fetch({.url = Url(port, "/flaky-429-1")}));
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->body, "finally");
+  EXPECT_GE(std::chrono::steady_clock::now() - start, milliseconds(900));
+}
+
+TEST_F(HubClientTest, ExhaustedRetriesHandTheErrorAnswerOn) {
+  Upstream upstream;
+  const auto port = StartServer(upstream);
+  StartThreads();
+  auto client = Client();
+  auto response = RunAsync(client_ioc_, client->Fetch({.url = Url(port, "/flaky-503-99")}));
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->head.status, 503u);
+  EXPECT_EQ(response->body, R"({"error":"try later"})");
+  EXPECT_EQ(upstream.hits["/flaky-503-99"], 4);  // 1 + max_retries
+}
+
+TEST_F(HubClientTest, NonIdempotentRequestsAreNotRetried) {
+  Upstream upstream;
+  const auto port = StartServer(upstream);
+  StartThreads();
+  auto client = Client();
+  auto response = RunAsync(
+      client_ioc_, client->Fetch({.method = http::verb::post, .url = Url(port, "/flaky-503-1")}));
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->head.status, 503u);
+  EXPECT_EQ(upstream.hits["/flaky-503-1"], 1);
+}
+
+TEST_F(HubClientTest, BrokenBodyIsResumedWithRangeAndIfRange) {
+  Upstream upstream;
+  const auto port = StartServer(upstream);
+  StartThreads();
+  auto client = Client();
+  auto response = RunAsync(client_ioc_, client->Fetch({.url = Url(port, "/breaks")}));
+  ASSERT_TRUE(response) << response.error().message();
+  EXPECT_EQ(response->head.status, 200u);
+  EXPECT_EQ(response->body, Upstream::Body1000());
+  EXPECT_EQ(upstream.resume_range, "bytes=400-");
+  EXPECT_EQ(upstream.resume_if_range, "\"e1\"");
+}
+
+TEST_F(HubClientTest, ResumeThatDoesNotContinueExactlyFails) {
+  Upstream upstream;
+  const auto port = StartServer(upstream);
+  StartThreads();
+  auto client = Client();
+  auto response = RunAsync(client_ioc_, client->Fetch({.url = Url(port, "/breaks-badly")}));
+  ASSERT_FALSE(response);
+  EXPECT_EQ(response.error(), Errc::kResumeFailed);
 }
 
 }  // namespace
