@@ -18,6 +18,7 @@ class ProxyCategory final : public boost::system::error_category {
       case Errc::kSinkAborted: return "response refused by its consumer";
       case Errc::kResumeFailed: return "resumed download did not continue where it stopped";
       case Errc::kRetryableStatus: return "upstream answered with a retryable status";
+      case Errc::kProxyRefused: return "the HTTP proxy refused the CONNECT tunnel";
     }
     return "unknown proxy error";
   }

@@ -15,6 +15,7 @@ enum class Errc {
   kSinkAborted,           // the body sink refused the response
   kResumeFailed,          // a resumed body did not continue where it stopped
   kRetryableStatus,       // internal: a 429/5xx answer that will be retried
+  kProxyRefused,          // the HTTP proxy did not open a CONNECT tunnel
 };
 
 const boost::system::error_category& Category();

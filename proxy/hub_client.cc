@@ -308,8 +308,12 @@ Result<std::unique_ptr<HubClient>> HubClient::Create(const UpstreamOptions& opti
                                                      RetryPolicy retry_policy) {
   auto tls = MakeClientTlsContext(options.ca_file);
   if (!tls) return Fail(tls.error());
-  return std::unique_ptr<HubClient>(
+  auto proxy = ProxySettings::Parse(options.proxy, options.no_proxy);
+  if (!proxy) return Fail(proxy.error());
+  std::unique_ptr<HubClient> client(
       new HubClient(options, std::move(*tls), pool_limits, retry_policy));
+  client->proxy_ = std::move(*proxy);
+  return client;
 }
 
 std::chrono::milliseconds HubClient::Backoff(int failures) {
@@ -400,7 +404,8 @@ net::awaitable<Result<HubClient::Hop>> HubClient::Exchange(const OutRequest& req
     auto connection = pool_.Take(origin);
     const bool reused = connection != nullptr;
     if (!connection) {
-      auto connected = co_await UpstreamConnection::Connect(origin, *tls_, options_.connect_timeout);
+      auto connected = co_await UpstreamConnection::Connect(origin, *tls_, options_.connect_timeout,
+                                                            proxy_ ? &*proxy_ : nullptr);
       if (!connected) {
         log::Warn(log::Module::kProxy, "upstream_connect_failed",
                   {{"origin", origin.Key()}, {"error", connected.error().message()}});

@@ -100,7 +100,8 @@ struct BufferedResponse {
 
 class HubClient {
  public:
-  // Errors: the CA file cannot be loaded.
+  // Errors: the CA file cannot be loaded; core::Errc::kInvalidArgument for
+  // an unusable upstream.proxy.
   static Result<std::unique_ptr<HubClient>> Create(const UpstreamOptions& options,
                                                    ConnectionPool::Limits pool_limits = {},
                                                    RetryPolicy retry_policy = {});
@@ -139,6 +140,7 @@ class HubClient {
 
   const UpstreamOptions options_;
   const RetryPolicy retry_policy_;
+  std::optional<ProxySettings> proxy_;
   std::unique_ptr<ssl::context> tls_;
   ConnectionPool pool_;
 };

@@ -13,12 +13,16 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include <boost/beast/core/flat_buffer.hpp>
 
 #include "core/asio_ssl.h"
 #include "core/result.h"
+#include "core/secret.h"
 #include "core/url.h"
 
 namespace hubcache::proxy {
@@ -35,17 +39,35 @@ struct Origin {
   friend bool operator==(const Origin&, const Origin&) = default;
 };
 
+// An HTTP CONNECT proxy (upstream.proxy, or HTTPS_PROXY) and the hosts that
+// bypass it (upstream.no_proxy / NO_PROXY).
+struct ProxySettings {
+  core::Url url;                 // http://host:port of the proxy
+  Secret authorization;          // "Basic ..." from the URL's user:password, or empty
+  std::vector<std::string> no_proxy;  // lower-case host names, .domains, IPs, or "*"
+
+  // Parses `proxy_url` (empty: no proxy) and `no_proxy` (comma-separated).
+  // Errors: core::Errc::kInvalidArgument for a URL that is not http://host:port.
+  static Result<std::optional<ProxySettings>> Parse(std::string_view proxy_url,
+                                                    std::string_view no_proxy);
+  // True when `host` must be reached directly.
+  bool Bypass(std::string_view host) const;
+};
+
 class UpstreamConnection {
  public:
   using Tcp = beast::tcp_stream;
   using Tls = beast::ssl_stream<beast::tcp_stream>;
 
-  // Resolves `origin`, connects, and (for https) completes the TLS handshake,
-  // all within `timeout`. Errors: resolver and connect errors,
-  // beast::error::timeout, TLS errors (certificate verification fails with an
-  // ssl category error).
+  // Resolves `origin`, connects (through a CONNECT tunnel when `proxy` is
+  // given and the host is not bypassed), and for https completes the TLS
+  // handshake with the origin, all within `timeout`. Errors: resolver and
+  // connect errors, beast::error::timeout, Errc::kProxyRefused when the proxy
+  // does not answer CONNECT with 2xx, TLS errors (a certificate that fails
+  // verification gives an ssl category error).
   static net::awaitable<Result<std::unique_ptr<UpstreamConnection>>> Connect(
-      Origin origin, ssl::context& tls_context, std::chrono::milliseconds timeout);
+      Origin origin, ssl::context& tls_context, std::chrono::milliseconds timeout,
+      const ProxySettings* proxy = nullptr);
 
   const Origin& origin() const { return origin_; }
   // The TCP layer, for per-operation deadlines (expires_after).

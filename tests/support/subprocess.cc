@@ -132,6 +132,16 @@ bool Subprocess::WaitForStdout(std::string_view needle, std::chrono::millisecond
   return WaitFor(out_, needle, timeout);
 }
 
+bool Subprocess::Running() {
+  if (status_) return false;
+  int status = 0;
+  if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+    status_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return false;
+  }
+  return true;
+}
+
 void Subprocess::Signal(int signo) {
   if (!status_) ::kill(pid_, signo);
 }

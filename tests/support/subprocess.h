@@ -34,6 +34,9 @@ class Subprocess {
 
   void Signal(int signo);
 
+  // True while the child has not exited (never blocks, never kills).
+  bool Running();
+
   // Waits for exit, reading output meanwhile. Returns the exit status, or
   // 128 + signal number if killed by a signal, or nullopt on timeout (the
   // child is then killed).
