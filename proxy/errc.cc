@@ -19,6 +19,8 @@ class ProxyCategory final : public boost::system::error_category {
       case Errc::kResumeFailed: return "resumed download did not continue where it stopped";
       case Errc::kRetryableStatus: return "upstream answered with a retryable status";
       case Errc::kProxyRefused: return "the HTTP proxy refused the CONNECT tunnel";
+      case Errc::kUnexpectedStatus: return "the upstream answered the download with an unexpected status";
+      case Errc::kUrlExpired: return "the signed download URL expired";
     }
     return "unknown proxy error";
   }

@@ -16,6 +16,8 @@ enum class Errc {
   kResumeFailed,          // a resumed body did not continue where it stopped
   kRetryableStatus,       // internal: a 429/5xx answer that will be retried
   kProxyRefused,          // the HTTP proxy did not open a CONNECT tunnel
+  kUnexpectedStatus,      // the upstream answered a download with an unusable status
+  kUrlExpired,            // internal: a signed download URL expired (403/410)
 };
 
 const boost::system::error_category& Category();
