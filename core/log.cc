@@ -1,12 +1,14 @@
 #include "core/log.h"
 
 #include <spdlog/pattern_formatter.h>
+#include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <array>
 #include <atomic>
 #include <memory>
+#include <vector>
 
 #include "core/errc.h"
 
@@ -42,6 +44,7 @@ std::string PatternFor(Format format) {
 struct Registry {
   Registry() {
     auto sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
+    sinks.push_back(sink);
     for (std::size_t i = 0; i < kModuleNames.size(); ++i) {
       loggers[i] = std::make_shared<spdlog::logger>(
           std::string(kModuleNames[i]), sink);
@@ -59,6 +62,7 @@ struct Registry {
     }
   }
   std::array<std::shared_ptr<spdlog::logger>, kModuleNames.size()> loggers;
+  std::vector<spdlog::sink_ptr> sinks;
   std::atomic<Format> format{Format::kText};
   std::atomic<Level> level{Level::kInfo};
 };
@@ -157,6 +161,19 @@ void Event(Module module, Level level, std::string_view event,
   const std::string body = RenderBody(registry.format.load(), event, fields);
   registry.loggers[static_cast<std::size_t>(module)]->log(
       ToSpd(level), spdlog::string_view_t(body.data(), body.size()));
+}
+
+void TEST_Capture(std::ostream* out) {
+  Registry& registry = GetRegistry();
+  for (auto& logger : registry.loggers) {
+    auto& sinks = logger->sinks();
+    sinks.resize(1);  // the stderr sink
+    if (out != nullptr) sinks.push_back(std::make_shared<spdlog::sinks::ostream_sink_mt>(*out));
+  }
+  Options options;
+  options.level = registry.level.load();
+  options.format = registry.format.load();
+  registry.Apply(options);  // new sinks get the formatter too
 }
 
 void Flush() {

@@ -22,6 +22,7 @@
 #include <concepts>
 #include <cstdint>
 #include <initializer_list>
+#include <iosfwd>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -112,6 +113,10 @@ inline void Error(Module m, std::string_view event,
 
 // Flushes buffered lines (before exit or abort).
 void Flush();
+
+// Test hook: also writes every line to `out` (nullptr stops). `out` must
+// outlive the capture.
+void TEST_Capture(std::ostream* out);
 
 // Names as written in configuration: "trace" ... "off"; "text" | "json".
 std::string_view LevelName(Level level);

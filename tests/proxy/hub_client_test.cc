@@ -3,12 +3,14 @@
 #include <gtest/gtest.h>
 
 #include <mutex>
+#include <sstream>
 #include <set>
 #include <thread>
 
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include "core/log.h"
 #include "proxy/errc.h"
 #include "proxy/exchange.h"
 #include "proxy/server.h"
@@ -420,6 +422,30 @@ TEST_F(HubClientTest, ResumeThatDoesNotContinueExactlyFails) {
   auto response = RunAsync(client_ioc_, client->Fetch({.url = Url(port, "/breaks-badly")}));
   ASSERT_FALSE(response);
   EXPECT_EQ(response.error(), Errc::kResumeFailed);
+}
+
+TEST_F(HubClientTest, NeverLogsTokensOrSignedQueryStrings) {
+  Upstream upstream;
+  const auto port = StartServer(upstream);
+  StartThreads();
+  auto client = Client();
+  std::ostringstream captured;
+  log::Configure({log::Level::kTrace, log::Format::kText});
+  log::TEST_Capture(&captured);
+  // A redirect to a signed URL, retries, a resume and a failure, all with a token.
+  const std::string signed_target = "/flaky-503-2?Signature=topsecret&Key-Pair-Id=k";
+  RunAsync(client_ioc_, client->Fetch({.url = Url(port, "/redirect-to?" + signed_target),
+                                       .token = Secret("hf_secret_token")}));
+  RunAsync(client_ioc_, client->Fetch({.url = Url(port, "/breaks?Signature=topsecret"),
+                                       .token = Secret("hf_secret_token")}));
+  RunAsync(client_ioc_, client->Fetch({.url = "http://127.0.0.1:1/x?Signature=topsecret",
+                                       .token = Secret("hf_secret_token")}));
+  log::TEST_Capture(nullptr);
+  log::Configure({});
+  const std::string text = captured.str();
+  EXPECT_NE(text.find("upstream_retry"), std::string::npos) << "nothing was logged: " << text;
+  EXPECT_EQ(text.find("hf_secret_token"), std::string::npos) << text;
+  EXPECT_EQ(text.find("topsecret"), std::string::npos) << text;
 }
 
 }  // namespace
