@@ -277,7 +277,7 @@ TEST_F(HubClientTest, SeeOtherTurnsIntoGetOfTheRelativeLocation) {
   StartThreads();
   auto client = Client();
   auto response = RunAsync(
-      client->Fetch({.method = http::verb::post, .url = Url(port, "/see-other"), .body = "x"}));
+      client_ioc_, client->Fetch({.method = http::verb::post, .url = Url(port, "/see-other"), .body = "x"}));
   ASSERT_TRUE(response) << response.error().message();
   EXPECT_EQ(response->body, "hello from /dir/../ok");
 }
