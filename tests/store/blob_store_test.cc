@@ -1,3 +1,4 @@
+#include "tests/support/bytes.h"
 #include "store/blob_store.h"
 
 #include <gtest/gtest.h>
@@ -15,27 +16,9 @@ namespace hubcache::store {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string Content(std::size_t size, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::string out(size, '\0');
-  for (char& c : out) c = static_cast<char>(rng());
-  return out;
-}
-
-std::span<const std::uint8_t> Bytes(std::string_view s, std::size_t offset = 0,
-                                    std::size_t n = std::string_view::npos) {
-  s = s.substr(offset, n);
-  return {reinterpret_cast<const std::uint8_t*>(s.data()), s.size()};
-}
-
-std::string ReadAll(int fd) {
-  std::string out;
-  char buf[65536];
-  off_t pos = 0;
-  for (ssize_t n; (n = ::pread(fd, buf, sizeof(buf), pos)) > 0; pos += n) out.append(buf, n);
-  return out;
-}
+using testing::Content;
+using testing::ReadAll;
+using testing::AsBytes;
 
 class BlobStoreTest : public ::testing::Test {
  protected:
@@ -60,7 +43,7 @@ class BlobStoreTest : public ::testing::Test {
     const Digest digest = HashBytes(kind, content);
     auto writer = store_->BeginWrite(digest, content.size());
     EXPECT_TRUE(writer);
-    EXPECT_TRUE((*writer)->WriteAt(0, Bytes(content)));
+    EXPECT_TRUE((*writer)->WriteAt(0, AsBytes(content)));
     auto committed = (*writer)->Commit();
     EXPECT_TRUE(committed) << committed.error().message();
     return digest;
@@ -106,7 +89,7 @@ TEST_F(BlobStoreTest, NothingIsVisibleBeforeCommit) {
   const Digest digest = HashBytes(DigestKind::kSha256, content);
   auto writer = store_->BeginWrite(digest, content.size());
   ASSERT_TRUE(writer);
-  ASSERT_TRUE((*writer)->WriteAt(0, Bytes(content)));
+  ASSERT_TRUE((*writer)->WriteAt(0, AsBytes(content)));
   EXPECT_EQ(store_->Lookup(digest).error(), core::Errc::kNotFound);
   EXPECT_FALSE(fs::exists(store_->BlobPath(digest)));
   ASSERT_TRUE((*writer)->Commit());
@@ -126,7 +109,7 @@ TEST_F(BlobStoreTest, OutOfOrderParallelWritesCommit) {
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&, t] {
       for (std::size_t i = t; i < offsets.size(); i += 4) {
-        ASSERT_TRUE((*writer)->WriteAt(offsets[i], Bytes(content, offsets[i], kChunk)));
+        ASSERT_TRUE((*writer)->WriteAt(offsets[i], AsBytes(content, offsets[i], kChunk)));
       }
     });
   }
@@ -141,12 +124,12 @@ TEST_F(BlobStoreTest, ContiguousPrefixGrowsOnlyWithoutGaps) {
   const std::string content = Content(300, 4);
   auto writer = store_->BeginWrite(HashBytes(DigestKind::kSha256, content), 300);
   ASSERT_TRUE(writer);
-  ASSERT_TRUE((*writer)->WriteAt(200, Bytes(content, 200, 100)));
+  ASSERT_TRUE((*writer)->WriteAt(200, AsBytes(content, 200, 100)));
   EXPECT_EQ((*writer)->contiguous_bytes(), 0u);
-  ASSERT_TRUE((*writer)->WriteAt(0, Bytes(content, 0, 100)));
+  ASSERT_TRUE((*writer)->WriteAt(0, AsBytes(content, 0, 100)));
   EXPECT_EQ((*writer)->contiguous_bytes(), 100u);
   EXPECT_EQ((*writer)->Commit().error(), Errc::kIncomplete);  // still usable
-  ASSERT_TRUE((*writer)->WriteAt(100, Bytes(content, 100, 100)));
+  ASSERT_TRUE((*writer)->WriteAt(100, AsBytes(content, 100, 100)));
   EXPECT_EQ((*writer)->contiguous_bytes(), 300u);
   EXPECT_TRUE((*writer)->Commit());
 }
@@ -156,11 +139,11 @@ TEST_F(BlobStoreTest, FirstWriteOfAByteWins) {
   const Digest digest = HashBytes(DigestKind::kSha256, content);
   auto writer = store_->BeginWrite(digest, content.size());
   ASSERT_TRUE(writer);
-  ASSERT_TRUE((*writer)->WriteAt(0, Bytes(content, 0, 600)));
+  ASSERT_TRUE((*writer)->WriteAt(0, AsBytes(content, 0, 600)));
   // A retried, overlapping range with different bytes must not change what
   // was written (and hashed) already.
   const std::string other = Content(1000, 99);
-  ASSERT_TRUE((*writer)->WriteAt(400, Bytes(other.substr(0, 200) + content.substr(600))));
+  ASSERT_TRUE((*writer)->WriteAt(400, AsBytes(other.substr(0, 200) + content.substr(600))));
   ASSERT_TRUE((*writer)->Commit());
   EXPECT_EQ(ReadAll(store_->Lookup(digest)->fd.get()), content);
 }
@@ -172,7 +155,7 @@ TEST_F(BlobStoreTest, DigestMismatchDeletesAndNamesBothDigests) {
   const Digest digest = HashBytes(DigestKind::kSha256, content);
   auto writer = store_->BeginWrite(digest, lie.size());
   ASSERT_TRUE(writer);
-  ASSERT_TRUE((*writer)->WriteAt(0, Bytes(lie)));
+  ASSERT_TRUE((*writer)->WriteAt(0, AsBytes(lie)));
   auto committed = (*writer)->Commit();
   ASSERT_FALSE(committed);
   EXPECT_EQ(committed.error(), Errc::kDigestMismatch);
@@ -190,8 +173,8 @@ TEST_F(BlobStoreTest, WritesPastTheExpectedSizeAreRefused) {
   const std::string content = Content(100, 7);
   auto writer = store_->BeginWrite(HashBytes(DigestKind::kSha256, content), 100);
   ASSERT_TRUE(writer);
-  EXPECT_EQ((*writer)->WriteAt(50, Bytes(content + "x", 50)).error(), Errc::kSizeMismatch);
-  EXPECT_EQ((*writer)->WriteAt(~std::uint64_t{0}, Bytes("xx")).error(), Errc::kSizeMismatch);
+  EXPECT_EQ((*writer)->WriteAt(50, AsBytes(content + "x", 50)).error(), Errc::kSizeMismatch);
+  EXPECT_EQ((*writer)->WriteAt(~std::uint64_t{0}, AsBytes("xx")).error(), Errc::kSizeMismatch);
 }
 
 TEST_F(BlobStoreTest, OneWriterPerDigestAndNoRewriteOfCommitted) {
@@ -200,7 +183,7 @@ TEST_F(BlobStoreTest, OneWriterPerDigestAndNoRewriteOfCommitted) {
   auto first = store_->BeginWrite(digest, 10);
   ASSERT_TRUE(first);
   EXPECT_EQ(store_->BeginWrite(digest, 10).error(), Errc::kBusy);
-  ASSERT_TRUE((*first)->WriteAt(0, Bytes(content)));
+  ASSERT_TRUE((*first)->WriteAt(0, AsBytes(content)));
   ASSERT_TRUE((*first)->Commit());
   EXPECT_EQ(store_->BeginWrite(digest, 10).error(), core::Errc::kAlreadyExists);
 }
@@ -211,7 +194,7 @@ TEST_F(BlobStoreTest, AbortAndDestructionRemoveStaging) {
   {
     auto writer = store_->BeginWrite(digest, 10);
     ASSERT_TRUE(writer);
-    ASSERT_TRUE((*writer)->WriteAt(0, Bytes(content, 0, 5)));
+    ASSERT_TRUE((*writer)->WriteAt(0, AsBytes(content, 0, 5)));
     EXPECT_EQ(StagingFiles(), 1u);
   }
   EXPECT_EQ(StagingFiles(), 0u);
@@ -220,7 +203,7 @@ TEST_F(BlobStoreTest, AbortAndDestructionRemoveStaging) {
   (*writer)->Abort();
   (*writer)->Abort();
   EXPECT_EQ(StagingFiles(), 0u);
-  EXPECT_EQ((*writer)->WriteAt(0, Bytes(content)).error(), core::Errc::kInvalidArgument);
+  EXPECT_EQ((*writer)->WriteAt(0, AsBytes(content)).error(), core::Errc::kInvalidArgument);
 }
 
 TEST_F(BlobStoreTest, ReaderFollowsAGrowingFileAcrossCommit) {
@@ -230,12 +213,12 @@ TEST_F(BlobStoreTest, ReaderFollowsAGrowingFileAcrossCommit) {
   ASSERT_TRUE(writer);
   auto reader = (*writer)->OpenReader();
   ASSERT_TRUE(reader);
-  ASSERT_TRUE((*writer)->WriteAt(0, Bytes(content, 0, 1000)));
+  ASSERT_TRUE((*writer)->WriteAt(0, AsBytes(content, 0, 1000)));
   const std::uint64_t visible = (*writer)->contiguous_bytes();
   std::string part(visible, '\0');
   ASSERT_EQ(::pread(reader->get(), part.data(), visible, 0), static_cast<ssize_t>(visible));
   EXPECT_EQ(part, content.substr(0, 1000));
-  ASSERT_TRUE((*writer)->WriteAt(1000, Bytes(content, 1000)));
+  ASSERT_TRUE((*writer)->WriteAt(1000, AsBytes(content, 1000)));
   ASSERT_TRUE((*writer)->Commit());  // renamed under the reader
   EXPECT_EQ(ReadAll(reader->get()), content);
 }

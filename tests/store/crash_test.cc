@@ -10,6 +10,7 @@
 #include <sstream>
 #include <thread>
 
+#include "tests/support/bytes.h"
 #include "store/blob_store.h"
 #include "store/cache_dir.h"
 #include "store/fsck.h"
@@ -20,14 +21,7 @@ namespace hubcache::store {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string ReadAll(int fd) {
-  std::string out;
-  char buf[65536];
-  off_t pos = 0;
-  for (ssize_t n; (n = ::pread(fd, buf, sizeof(buf), pos)) > 0; pos += n) out.append(buf, n);
-  return out;
-}
+using testing::ReadAll;
 
 TEST(CrashTest, SigkillAtRandomMomentsNeverCorruptsOrLosesCommittedBlobs) {
   const fs::path root = fs::temp_directory_path() / ("hubcache-crash-test-" + std::to_string(::getpid()));

@@ -1,3 +1,4 @@
+#include "tests/support/bytes.h"
 #include "store/fsck.h"
 
 #include <gtest/gtest.h>
@@ -12,13 +13,7 @@ namespace hubcache::store {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string Content(std::size_t size, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::string out(size, '\0');
-  for (char& c : out) c = static_cast<char>(rng());
-  return out;
-}
+using testing::Content;
 
 class FsckTest : public ::testing::Test {
  protected:

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "core/errc.h"
+#include "tests/support/bytes.h"
 #include "store/blob_store.h"
 #include "store/errc.h"
 #include "store/fsck.h"
@@ -17,21 +18,8 @@ namespace hubcache::store {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string Content(std::size_t size, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::string out(size, '\0');
-  for (char& c : out) c = static_cast<char>(rng());
-  return out;
-}
-
-std::string ReadAll(int fd) {
-  std::string out;
-  char buf[65536];
-  off_t pos = 0;
-  for (ssize_t n; (n = ::pread(fd, buf, sizeof(buf), pos)) > 0; pos += n) out.append(buf, n);
-  return out;
-}
+using testing::Content;
+using testing::ReadAll;
 
 class SpaceTest : public ::testing::Test {
  protected:
