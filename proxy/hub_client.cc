@@ -55,6 +55,21 @@ std::optional<std::string> ResolveLocation(const core::Url& base, std::string_vi
   return prefix + dir + std::string(location);
 }
 
+// Swallows a redirect's body, up to a limit.
+class DrainSink final : public BodySink {
+ public:
+  explicit DrainSink(std::size_t limit) : left_(limit) {}
+  net::awaitable<Result<void>> OnHead(const ResponseHead&) override { co_return Result<void>(); }
+  net::awaitable<Result<void>> OnData(std::span<const std::uint8_t> data) override {
+    if (data.size() > left_) co_return Fail(Errc::kBodyTooLarge);
+    left_ -= data.size();
+    co_return Result<void>();
+  }
+
+ private:
+  std::size_t left_;
+};
+
 // The response being collected by Fetch().
 class BufferSink final : public BodySink {
  public:
@@ -484,32 +499,21 @@ net::awaitable<Result<HubClient::Hop>> HubClient::ExchangeOn(
   std::array<std::uint8_t, kReadChunk> chunk_storage;  // lives in the coroutine frame
   std::uint8_t* chunk = chunk_storage.data();
 
-  const bool redirect = request.follow_redirects && IsRedirect(status);
-  if (redirect) {
+  // A followed redirect's short body is read and dropped, so that the
+  // connection can be reused; any other body goes to the sink.
+  DrainSink drain(kMaxRedirectBody);
+  BodySink* consumer = &sink;
+  if (request.follow_redirects && IsRedirect(status)) {
     hop.redirect = true;
     hop.location = std::string(message[http::field::location]);
-    // Read (and drop) the short redirect body so the connection can be reused.
-    std::size_t drained = 0;
-    while (!parser.is_done()) {
-      message.body().data = chunk;
-      message.body().size = kReadChunk;
-      connection->tcp().expires_after(options_.read_timeout);
-      co_await http::async_read(stream, connection->read_buffer, parser,
-                                net::redirect_error(net::use_awaitable, ec));
-      if (ec == http::error::need_buffer) ec = {};
-      if (ec) co_return Fail(ec);
-      drained += kReadChunk - message.body().size;
-      if (drained > kMaxRedirectBody) co_return hop;  // closes the connection
-    }
-    give_back(message.keep_alive());
-    co_return hop;
+    consumer = &drain;
+  } else {
+    ResponseHead head;
+    head.status = status;
+    head.url = url.ToString();
+    for (const auto& field : message) head.fields.insert(field.name_string(), field.value());
+    if (auto r = co_await sink.OnHead(head); !r) co_return Fail(r.error());
   }
-
-  ResponseHead head;
-  head.status = status;
-  head.url = url.ToString();
-  for (const auto& field : message) head.fields.insert(field.name_string(), field.value());
-  if (auto r = co_await sink.OnHead(head); !r) co_return Fail(r.error());
 
   while (!parser.is_done()) {
     message.body().data = chunk;
@@ -520,7 +524,10 @@ net::awaitable<Result<HubClient::Hop>> HubClient::ExchangeOn(
     if (ec == http::error::need_buffer) ec = {};
     const std::size_t got = kReadChunk - message.body().size;
     if (got > 0) {
-      if (auto r = co_await sink.OnData({chunk, got}); !r) co_return Fail(r.error());
+      if (auto r = co_await consumer->OnData({chunk, got}); !r) {
+        if (hop.redirect) co_return hop;  // an odd, long redirect body: drop the connection
+        co_return Fail(r.error());
+      }
     }
     if (ec) co_return Fail(ec);
   }
