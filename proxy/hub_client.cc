@@ -328,6 +328,7 @@ Result<std::unique_ptr<HubClient>> HubClient::Create(const UpstreamOptions& opti
   std::unique_ptr<HubClient> client(
       new HubClient(options, std::move(*tls), pool_limits, retry_policy));
   client->proxy_ = std::move(*proxy);
+  if (auto hub = core::ParseUrl(options.url)) client->hub_origin_ = Origin::Of(*hub);
   return client;
 }
 
@@ -373,15 +374,14 @@ net::awaitable<Result<void>> HubClient::Send(OutRequest request, BodySink& sink)
 }
 
 net::awaitable<Result<void>> HubClient::SendOnce(OutRequest request, BodySink& sink) {
-  auto first = core::ParseUrl(request.url);
-  if (!first) co_return Fail(Errc::kBadUrl);
-  const Origin token_origin = Origin::Of(*first);
+  if (!core::ParseUrl(request.url)) co_return Fail(Errc::kBadUrl);
   std::string url = request.url;
   for (int hop = 0; hop <= kMaxRedirects; ++hop) {
     auto parsed = core::ParseUrl(url);
     if (!parsed) co_return Fail(Errc::kBadUrl);
-    // The token goes only to the origin it was given for.
-    const bool send_token = !request.token.empty() && Origin::Of(*parsed) == token_origin;
+    // The token goes only to the Hub it was given for.
+    const bool send_token =
+        !request.token.empty() && hub_origin_ && Origin::Of(*parsed) == *hub_origin_;
     auto result = co_await Exchange(request, url, send_token, sink);
     if (!result) co_return Fail(result.error());
     if (!result->redirect) co_return Result<void>();

@@ -5,9 +5,9 @@
 // reused through a ConnectionPool; a reused connection that turns out to be
 // closed by the peer before any response byte is replaced once,
 // transparently. Redirects (301, 302, 303, 307, 308; absolute and relative
-// Locations) are followed up to a limit when asked; the token is sent only to
-// the origin (scheme, host, port) of the original request and never after a
-// hop to another origin. Bodies stream to a BodySink as they arrive: nothing
+// Locations) are followed up to a limit when asked. The token is sent only to
+// the origin (scheme, host, port) of upstream.url, so it never reaches a CDN,
+// a bridge or any other host, even when a request is made to one directly. Bodies stream to a BodySink as they arrive: nothing
 // buffers a whole body except Fetch(), which is for small API documents and
 // has a size limit.
 //
@@ -57,7 +57,8 @@ struct OutRequest {
   http::verb method = http::verb::get;
   std::string url = {};  // absolute http(s) URL, path and query already encoded
   std::vector<std::pair<std::string, std::string>> headers = {};  // extra headers (Range, Accept, ...)
-  // Sent as `Authorization: Bearer <token>` to the request's own origin only.
+  // Sent as `Authorization: Bearer <token>`, only to the Hub's own origin
+  // (upstream.url): never to a CDN or any other host, whatever the URL.
   Secret token = Secret();
   std::string body = {};  // with a Content-Type among `headers`
   bool follow_redirects = true;
@@ -141,6 +142,7 @@ class HubClient {
   const UpstreamOptions options_;
   const RetryPolicy retry_policy_;
   std::optional<ProxySettings> proxy_;
+  std::optional<Origin> hub_origin_;  // where tokens may go
   std::unique_ptr<ssl::context> tls_;
   ConnectionPool pool_;
 };

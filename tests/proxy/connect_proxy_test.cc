@@ -96,6 +96,7 @@ class ConnectProxyTest : public ::testing::Test {
 
   HubClient* Client(const std::string& proxy_url, const std::string& no_proxy = "") {
     UpstreamOptions options;
+    options.url = OriginUrl("");
     options.proxy = proxy_url;
     options.no_proxy = no_proxy;
     options.max_retries = 0;

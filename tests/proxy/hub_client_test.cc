@@ -214,6 +214,7 @@ TEST_F(HubClientTest, RelativeAndAbsoluteRedirectsAndTokenOnlyToItsOrigin) {
   const auto hub_port = StartServer(hub);
   const auto cdn_port = StartServer(cdn);
   StartThreads();
+  options_.url = Url(hub_port, "");
   auto client = Client();
   // hub → (relative) hub → (absolute) cdn
   const std::string cdn_target = Url(cdn_port, "/blob?Signature=secret");
@@ -235,6 +236,7 @@ TEST_F(HubClientTest, TokenIsNotSentBackAfterLeavingItsOrigin) {
   const auto hub_port = StartServer(hub);
   const auto other_port = StartServer(other);
   StartThreads();
+  options_.url = Url(hub_port, "");
   auto client = Client();
   // hub → other → back to hub: the token is sent to the hub each time it is
   // the destination (same origin as the request), never to `other`.
@@ -446,6 +448,22 @@ TEST_F(HubClientTest, NeverLogsTokensOrSignedQueryStrings) {
   EXPECT_NE(text.find("upstream_retry"), std::string::npos) << "nothing was logged: " << text;
   EXPECT_EQ(text.find("hf_secret_token"), std::string::npos) << text;
   EXPECT_EQ(text.find("topsecret"), std::string::npos) << text;
+}
+
+TEST_F(HubClientTest, TokenNeverGoesToAnotherHostEvenWhenAskedDirectly) {
+  Upstream hub;
+  Upstream cdn;
+  const auto hub_port = StartServer(hub);
+  const auto cdn_port = StartServer(cdn);
+  StartThreads();
+  options_.url = Url(hub_port, "");
+  auto client = Client();
+  ASSERT_TRUE(RunAsync(client_ioc_, client->Fetch({.url = Url(cdn_port, "/blob"),
+                                                   .token = Secret("hf_token")})));
+  EXPECT_EQ(cdn.authorization["/blob"], "");
+  ASSERT_TRUE(RunAsync(client_ioc_, client->Fetch({.url = Url(hub_port, "/api"),
+                                                   .token = Secret("hf_token")})));
+  EXPECT_EQ(hub.authorization["/api"], "Bearer hf_token");
 }
 
 }  // namespace
