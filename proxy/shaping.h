@@ -1,0 +1,42 @@
+// Response shaping: what hubcache changes in the Hub's answers so that
+// clients keep talking to hubcache, in plain HTTP (HUB_PROTOCOL.md §6.3,
+// §1.6, §8.4).
+//
+//   - Xet hints: X-Xet-* headers and the `xet-auth` / `xet-reconstruction-info`
+//     entries of `Link` are removed (other Link entries stay);
+//   - `xetHash` members are removed from tree and paths-info JSON, leaving
+//     every other byte of the document as it was;
+//   - absolute URLs in `Link` (pagination) are moved from the Hub's origin to
+//     hubcache's public URL, keeping path and every query parameter.
+//
+// Pure functions, thread-safe.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <boost/beast/http/fields.hpp>
+
+#include "core/asio.h"
+
+namespace hubcache::proxy {
+
+// Removes X-Xet-* headers and Xet entries of Link from `fields`.
+void StripXetHeaders(http::fields& fields);
+
+// `link` without its xet-auth and xet-reconstruction-info entries; nullopt
+// when nothing is left.
+std::optional<std::string> StripXetLinks(std::string_view link);
+
+// Rewrites each `<URL>` in a Link value whose URL starts with `from_base`
+// (e.g. "https://huggingface.co") to start with `to_base` (e.g.
+// "http://10.0.0.5:8080") instead. Everything after the base is kept.
+std::string RewriteLinkBase(std::string_view link, std::string_view from_base,
+                            std::string_view to_base);
+
+// `json` without any `"xetHash": ...` member, all other bytes unchanged.
+// Input that is not well-formed JSON is returned unchanged.
+std::string StripXetHash(std::string_view json);
+
+}  // namespace hubcache::proxy
