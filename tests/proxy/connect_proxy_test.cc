@@ -11,7 +11,9 @@
 #include "proxy/errc.h"
 #include "proxy/exchange.h"
 #include "proxy/hub_client.h"
+#include "proxy/resolve.h"
 #include "proxy/server.h"
+#include "tests/fakehub/fake_hub.h"
 #include "tests/support/run_async.h"
 #include "tests/support/subprocess.h"
 
@@ -164,6 +166,33 @@ TEST_F(ConnectProxyTest, NoProxyHostsGoDirect) {
   ASSERT_TRUE(response) << response.error().message();
   // (The log tags every line CONNECT; a tunnel request reads "Request ... CONNECT host:port".)
   EXPECT_EQ(ProxyLog().find("CONNECT 127.0.0.1:"), std::string::npos) << ProxyLog();
+}
+
+TEST_F(ConnectProxyTest, TlsToTheHubAndItsCdnThroughTheTunnel) {
+  StartProxy();
+  fakehub::Options hub_options;
+  hub_options.tls = true;
+  auto hub = fakehub::FakeHub::Start(hub_options);
+  ASSERT_TRUE(hub);
+  UpstreamOptions options;
+  options.url = hub->url();
+  options.ca_file = hub->ca_file();
+  options.proxy = "http://127.0.0.1:" + std::to_string(proxy_port_);
+  auto created = HubClient::Create(options);
+  ASSERT_TRUE(created);
+  client_ = std::move(*created);
+  const std::string commit = hub->Commit("model", "org/model", "main");
+  auto file = RunAsync(client_ioc_, ResolveFile(*client_,
+                                                hub->url() + "/org/model/resolve/main/model.safetensors",
+                                                Secret("hf_user")));
+  ASSERT_TRUE(file) << file.error().message();
+  auto body = RunAsync(client_ioc_, client_->Fetch({.url = file->download_url}));
+  ASSERT_TRUE(body) << body.error().message();
+  EXPECT_EQ(body->body, hub->FileContent("model", "org/model", commit, "model.safetensors"));
+  const std::string log = ProxyLog();
+  EXPECT_NE(log.find("CONNECT 127.0.0.1:" + std::to_string(hub->port())), std::string::npos) << log;
+  EXPECT_NE(log.find("CONNECT 127.0.0.1:" + std::to_string(hub->cdn_port())), std::string::npos) << log;
+  client_.reset();
 }
 
 TEST(ProxySettingsTest, ParsesUrlsAndNoProxyLists) {

@@ -153,6 +153,23 @@ TEST_P(UpstreamTest, ServerErrorsAndDroppedBodiesAreRetriedAndResumed) {
   EXPECT_EQ(sink.data, hub_->FileContent("model", kModel, commit_, "model.safetensors"));
 }
 
+TEST_P(UpstreamTest, StalledBodiesTimeOutAndResume) {
+  UpstreamOptions options;
+  options.read_timeout = milliseconds(400);
+  auto* client = Client(options);
+  auto file = RunAsync(ioc_, ResolveFile(*client, ResolveUrl(kModel, "main", "model.safetensors"),
+                                         Secret()));
+  ASSERT_TRUE(file);
+  hub_->AddFault({.path_contains = "xet-bridge", .drop_after_bytes = -1, .drop_times = 1,
+                  .stall = true});
+  hub_->AddFault({.path_contains = "xet-bridge", .fail_first = 1, .fail_status = 429});
+  MemorySink sink(file->size);
+  auto done = RunAsync(ioc_, DownloadRanges(*client, {.url = file->download_url, .size = file->size},
+                                            sink, {.connections = 2, .chunk_bytes = 1 << 20}));
+  ASSERT_TRUE(done) << done.error().message();
+  EXPECT_EQ(sink.data, hub_->FileContent("model", kModel, commit_, "model.safetensors"));
+}
+
 TEST_P(UpstreamTest, ExpiredSignedUrlsAreResolvedAgain) {
   hub_->SetSignedUrlTtl(std::chrono::seconds(1));
   auto* client = Client();
