@@ -326,7 +326,11 @@ TEST_F(HubClientTest, StalePooledConnectionIsReplacedTransparently) {
   StartThreads();
   auto client = Client();
   ASSERT_TRUE(RunAsync(client_ioc_, client->Fetch({.url = Url(port, "/a")})));
-  std::this_thread::sleep_for(milliseconds(400));  // let the server close it
+  // Wait (bounded) until the server has dropped the idle connection.
+  for (int i = 0; i < 500 && servers_.front()->connection_count() > 0; ++i) {
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  ASSERT_EQ(servers_.front()->connection_count(), 0u);
   auto second = RunAsync(client_ioc_, client->Fetch({.url = Url(port, "/b")}));
   ASSERT_TRUE(second) << second.error().message();
   EXPECT_EQ(second->body, "hello from /b");
