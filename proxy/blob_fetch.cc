@@ -11,28 +11,32 @@ namespace {
 // Writes downloaded ranges into the store's writer on the blocking pool.
 class WriterSink final : public ChunkSink {
  public:
-  WriterSink(store::BlobWriter& writer, net::any_io_executor blocking)
-      : writer_(writer), blocking_(std::move(blocking)) {}
+  WriterSink(store::BlobWriter& writer, net::any_io_executor blocking,
+             std::function<void()> on_progress)
+      : writer_(writer), blocking_(std::move(blocking)), on_progress_(std::move(on_progress)) {}
 
   net::awaitable<Result<void>> WriteAt(std::uint64_t offset,
                                        std::span<const std::uint8_t> data) override {
     // The span points into the HTTP reader's buffer, which stays untouched
     // while this coroutine is suspended.
     co_return co_await core::Offload(blocking_, [this, offset, data] {
-      return writer_.WriteAt(offset, data);
+      auto written = writer_.WriteAt(offset, data);
+      if (written && on_progress_) on_progress_();
+      return written;
     });
   }
 
  private:
   store::BlobWriter& writer_;
   net::any_io_executor blocking_;
+  std::function<void()> on_progress_;
 };
 
 }  // namespace
 
 net::awaitable<Result<void>> FetchInto(HubClient& client, store::BlobWriter& writer,
                                        net::any_io_executor blocking, BlobFetch fetch,
-                                       RangedOptions options) {
+                                       RangedOptions options, std::function<void()> on_progress) {
   const store::Digest digest = writer.digest();
   RangedJob job{.url = fetch.download_url, .size = writer.expected_size(), .token = fetch.token};
   if (!fetch.resolve_url.empty()) {
@@ -44,7 +48,7 @@ net::awaitable<Result<void>> FetchInto(HubClient& client, store::BlobWriter& wri
       co_return again->download_url;
     };
   }
-  WriterSink sink(writer, blocking);
+  WriterSink sink(writer, blocking, std::move(on_progress));
   auto downloaded = co_await DownloadRanges(client, std::move(job), sink, options);
   if (!downloaded) {
     writer.Abort();

@@ -12,6 +12,7 @@
 // call.
 #pragma once
 
+#include <functional>
 #include <string>
 
 #include "core/asio.h"
@@ -33,8 +34,11 @@ struct BlobFetch {
 // store::Errc::kDigestMismatch when the bytes do not hash to the writer's
 // digest (nothing is stored), kResumeFailed when a re-resolve points at other
 // content. On any error the writer is aborted.
+// `on_progress`, if set, is called (from the blocking pool) after each write
+// that reached the disk, so that readers following the file can be woken.
 net::awaitable<Result<void>> FetchInto(HubClient& client, store::BlobWriter& writer,
                                        net::any_io_executor blocking, BlobFetch fetch,
-                                       RangedOptions options);
+                                       RangedOptions options,
+                                       std::function<void()> on_progress = {});
 
 }  // namespace hubcache::proxy

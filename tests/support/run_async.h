@@ -14,7 +14,8 @@
 namespace hubcache::testing {
 
 // Runs on `ioc` (restarted first), for tests whose I/O objects must outlive
-// one call, such as pooled connections.
+// one call, such as pooled connections. Returns as soon as the coroutine
+// finished (other work on `ioc` is paused, not cancelled).
 template <class T>
 T RunAsync(net::io_context& ioc, net::awaitable<T> coroutine,
            std::chrono::milliseconds deadline = std::chrono::seconds(60)) {
@@ -24,6 +25,7 @@ T RunAsync(net::io_context& ioc, net::awaitable<T> coroutine,
   net::co_spawn(ioc, std::move(coroutine), [&](std::exception_ptr e, T value) {
     error = e;
     if (!e) result.emplace(std::move(value));
+    ioc.stop();
   });
   ioc.run_for(deadline);
   if (error) std::rethrow_exception(error);

@@ -1,0 +1,108 @@
+// Fetch coordination: one upstream download per blob, however many clients
+// want it (DESIGN.md "Fetch coordination").
+//
+// FetchCoordinator::Join() returns the Fetch of a digest, starting it when
+// none is running: it opens the store writer (reserving space), resolves
+// nothing itself (the caller passes where the bytes are), and downloads with
+// FetchInto(). Every request for the same digest that arrives meanwhile joins
+// the same Fetch and streams from the growing staging file: WaitFor(n) returns
+// once n contiguous bytes are on disk (or the fetch has ended), and
+// OpenReader() gives a descriptor that stays valid across the final rename.
+//
+// A Fetch's mutable state lives on its own strand; the waiters' timer is only
+// touched there. The coordinator's map is behind a mutex that is never held
+// across a suspension.
+//
+// Lifetime: the coordinator must outlive its fetches' coroutines (daemon/
+// owns it for the life of the process).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+
+#include "core/asio.h"
+#include "core/result.h"
+#include "core/unique_fd.h"
+#include "proxy/blob_fetch.h"
+#include "store/blob_store.h"
+
+namespace hubcache::proxy {
+
+class Fetch {
+ public:
+  // Waits until at least `bytes` contiguous bytes are on disk, or the fetch
+  // failed, or it completed. Returns the contiguous bytes a reader may send,
+  // which is >= `bytes` unless the fetch failed. The last byte of the blob is
+  // released only once the blob is verified and committed: a client reading
+  // the whole file can never receive a complete body of wrong content (it
+  // gets a cut connection instead and retries). Errors: the fetch's failure.
+  // Runs on the caller's executor; hops to the fetch's strand internally.
+  net::awaitable<Result<std::uint64_t>> WaitFor(std::uint64_t bytes);
+
+  // A descriptor of the staging file (valid after commit and abort too).
+  Result<UniqueFd> OpenReader() const { return writer_->OpenReader(); }
+
+  const store::Digest& digest() const { return writer_->digest(); }
+  std::uint64_t size() const { return writer_->expected_size(); }
+
+  struct Private;  // construction is reserved to the coordinator
+  Fetch(Private, net::any_io_executor executor, std::unique_ptr<store::BlobWriter> writer);
+
+ private:
+  friend class FetchCoordinator;
+  net::awaitable<Result<std::uint64_t>> WaitOnStrand(std::uint64_t bytes);
+  // Any thread: wake the waiters (the posted work keeps `fetch` alive).
+  static void Progress(const std::shared_ptr<Fetch>& fetch);
+  // Any thread: record the outcome and wake the waiters.
+  static void Finish(const std::shared_ptr<Fetch>& fetch, ErrorCode result);
+
+  net::strand<net::any_io_executor> strand_;
+  std::unique_ptr<store::BlobWriter> writer_;
+  net::steady_timer wake_;  // on strand_; cancelled on progress
+  bool done_ = false;       // on strand_
+  ErrorCode result_;        // on strand_
+};
+
+class FetchCoordinator {
+ public:
+  // `io` runs the downloads (the event loop); `blocking` does disk work.
+  FetchCoordinator(HubClient& client, store::BlobStore& store, net::any_io_executor io,
+                   net::any_io_executor blocking, RangedOptions options)
+      : client_(client),
+        store_(store),
+        io_(std::move(io)),
+        blocking_(std::move(blocking)),
+        options_(options) {}
+
+  struct Joined {
+    std::shared_ptr<Fetch> fetch;
+    bool started = false;  // this call started it (false: coalesced onto a running one)
+  };
+
+  // The running Fetch of `digest`, or a new one downloading `size` bytes as
+  // `how` says. Errors: those of BlobStore::BeginWrite (kAlreadyExists when
+  // the blob is committed meanwhile: look it up; store::Errc::kNoSpace: serve
+  // pass-through).
+  Result<Joined> Join(const store::Digest& digest, std::uint64_t size, BlobFetch how);
+
+  // Fetches running now.
+  std::size_t running() const;
+
+ private:
+  // Downloads, then records the outcome. Static with explicit arguments:
+  // GCC 12 mishandles by-value shared_ptr parameters of member coroutines.
+  static net::awaitable<void> Run(FetchCoordinator* self, std::shared_ptr<Fetch> fetch,
+                                  BlobFetch how);
+
+  HubClient& client_;
+  store::BlobStore& store_;
+  net::any_io_executor io_;
+  net::any_io_executor blocking_;
+  RangedOptions options_;
+  mutable std::mutex mu_;
+  std::map<store::Digest, std::shared_ptr<Fetch>> running_;  // GUARDED_BY(mu_)
+};
+
+}  // namespace hubcache::proxy
