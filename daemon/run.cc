@@ -104,6 +104,7 @@ int Run(const config::Loaded& loaded) {
       ioc.stop();
       return;
     }
+    router.SetReady(false);  // load balancers stop sending new clients
     log::Info(kModule, "shutdown_started",
               {{"signal", signo}, {"open_connections", (*server)->connection_count()},
                {"deadline_ms", config.server.shutdown_timeout}});
@@ -117,6 +118,7 @@ int Run(const config::Loaded& loaded) {
   signals.async_wait(on_signal);
 
   (*server)->Start();
+  router.SetReady(true);
   log::Info(kModule, "hubcache_started",
             {{"version", Version()},
              {"listen", JoinEndpoints((*server)->endpoints())},

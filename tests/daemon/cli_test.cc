@@ -161,6 +161,10 @@ TEST_F(CliTest, ServeAnswersHealthzAndStopsCleanlyOnSigterm) {
   response = HttpRequest("::1", v6, "GET", "/healthz");
   ASSERT_TRUE(response);
   EXPECT_EQ(response->status, 200u);
+  response = HttpRequest("127.0.0.1", v4, "GET", "/readyz");
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->status, 200u);
+  EXPECT_EQ(response->body, R"({"status":"ready"})");
 
   // An idle keep-alive connection must not hold up the shutdown.
   auto idle = HttpConnection::Connect("127.0.0.1", v4);

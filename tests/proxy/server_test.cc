@@ -44,6 +44,7 @@ class TestHandler final : public Handler {
     co_await router_.Handle(exchange);
   }
   std::atomic<int> started{0};
+  Router& router() { return router_; }
 
  private:
   Router router_;
@@ -93,6 +94,19 @@ TEST_F(ServerTest, HealthzAnswersOkJson) {
   EXPECT_EQ(response->status, 200u);
   EXPECT_EQ(response->Header("content-type"), "application/json");
   EXPECT_EQ(nlohmann::json::parse(response->body)["status"], "ok");
+}
+
+TEST_F(ServerTest, ReadyzFollowsReadiness) {
+  Start();
+  auto response = HttpRequest("127.0.0.1", port_, "GET", "/readyz");
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->status, 503u);
+  EXPECT_EQ(nlohmann::json::parse(response->body)["status"], "not ready");
+  handler_.router().SetReady(true);
+  response = HttpRequest("127.0.0.1", port_, "GET", "/readyz");
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->status, 200u);
+  EXPECT_EQ(nlohmann::json::parse(response->body)["status"], "ready");
 }
 
 TEST_F(ServerTest, HeadHasLengthButNoBody) {
