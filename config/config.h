@@ -33,6 +33,7 @@ struct Config {
   proxy::UpstreamOptions upstream;
   proxy::CacheOptions cache;
   proxy::AccessOptions access;
+  proxy::ProxyOptions proxy;
   log::Options log;
 };
 

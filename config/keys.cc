@@ -72,6 +72,7 @@ using Store = store::Options;
 using Upstream = proxy::UpstreamOptions;
 using Cache = proxy::CacheOptions;
 using Access = proxy::AccessOptions;
+using Proxy = proxy::ProxyOptions;
 using Log = log::Options;
 
 // The field of `config` a key stores into: (config.*kSection).*kField.
@@ -127,6 +128,8 @@ const KeyDef kKeys[] = {
      365 * kMsPerDay},
     {"access", "offline_grant_ttl", Kind::kDuration,
      RefTo<&Config::access, &Access::offline_grant_ttl>, 0, 365 * kMsPerDay},
+    // [proxy]
+    {"proxy", "allow_writes", Kind::kBool, RefTo<&Config::proxy, &Proxy::allow_writes>},
     // [log]
     {"log", "level", Kind::kLevel, RefTo<&Config::log, &Log::level>},
     {"log", "format", Kind::kFormat, RefTo<&Config::log, &Log::format>},

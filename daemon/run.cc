@@ -14,10 +14,17 @@
 #include "core/log.h"
 #include "daemon/cli.h"
 #include "daemon/version.h"
+#include "proxy/access.h"
+#include "proxy/fetch.h"
+#include "proxy/file_resolver.h"
+#include "proxy/hub_client.h"
+#include "proxy/hub_routes.h"
+#include "proxy/metrics.h"
 #include "proxy/router.h"
 #include "proxy/server.h"
 #include "store/blob_store.h"
 #include "store/cache_dir.h"
+#include "store/token_hmac.h"
 
 namespace hubcache::daemon {
 namespace {
@@ -80,12 +87,48 @@ int Run(const config::Loaded& loaded) {
                                       store.error().message()));
   }
 
-  // 3. The event loop and the HTTP server on it.
+  auto hmac = store::TokenHmac::LoadOrCreate(config.store.cache_dir);
+  if (!hmac) {
+    return StartupFailure("secret_failed",
+                          fmt::format("cannot read or create the install secret in {}: {}",
+                                      config.store.cache_dir, hmac.error().message()));
+  }
+
+  // 3. The event loop (declared before everything whose sockets or timers
+  // live on it, so that it is destroyed after them), the Hub client and the
+  // proxy's parts.
   const unsigned threads =
       config.server.threads != 0 ? config.server.threads
                                  : std::max(1u, std::thread::hardware_concurrency());
   net::io_context ioc(static_cast<int>(threads));
-  proxy::Router router;
+  auto client = proxy::HubClient::Create(config.upstream);
+  if (!client) {
+    return StartupFailure("upstream_failed", fmt::format("cannot set up the Hub client: {}",
+                                                         client.error().message()));
+  }
+  // Disk work (writes, hashing, fsync, LMDB writes) runs here, off the loop.
+  net::thread_pool blocking(std::max(2u, threads));
+  proxy::Metrics metrics;
+  proxy::AccessPolicy access((*store)->index(), *hmac, config.access);
+  proxy::FetchCoordinator fetches(**client, **store, ioc.get_executor(), blocking.get_executor(),
+                                  {.connections = config.upstream.connections,
+                                   .chunk_bytes = config.upstream.chunk_bytes});
+  fetches.set_metrics(&metrics);
+  proxy::FileResolver files(**client, (*store)->index(), access, metrics, blocking.get_executor(),
+                            config.upstream.url, config.upstream.offline, config.cache);
+  proxy::HubContext hub{.client = **client,
+                        .store = **store,
+                        .fetches = fetches,
+                        .files = files,
+                        .access = access,
+                        .metrics = metrics,
+                        .blocking = blocking.get_executor(),
+                        .upstream_url = config.upstream.url,
+                        .public_url = config.server.public_url,
+                        .options = config.proxy};
+
+  // 4. The event loop and the HTTP server on it.
+  proxy::Router router(&hub);
   auto server = proxy::Server::Create(ioc, config.server, router);
   if (!server) {
     std::string addresses;
@@ -94,7 +137,7 @@ int Run(const config::Loaded& loaded) {
                                                        server.error().message()));
   }
 
-  // 4. Signals: the first SIGTERM/SIGINT drains, a second one stops at once.
+  // 5. Signals: the first SIGTERM/SIGINT drains, a second one stops at once.
   net::signal_set signals(ioc, SIGINT, SIGTERM);
   int signals_seen = 0;
   std::function<void(ErrorCode, int)> on_signal = [&](ErrorCode ec, int signo) {
@@ -132,6 +175,7 @@ int Run(const config::Loaded& loaded) {
   for (unsigned i = 1; i < threads; ++i) pool.emplace_back([&ioc] { ioc.run(); });
   ioc.run();
   for (auto& t : pool) t.join();
+  blocking.join();
 
   log::Info(kModule, "hubcache_stopped", {});
   log::Flush();

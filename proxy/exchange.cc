@@ -39,6 +39,26 @@ net::awaitable<ErrorCode> Exchange::Send(StringResponse response) {
   co_return ec;
 }
 
+net::awaitable<ErrorCode> Exchange::SendHead(http::response_header<>& head) {
+  http::response<http::empty_body> message(head);
+  message.version(request_.version());
+  keep_alive_ = keep_alive();
+  message.keep_alive(keep_alive_);
+  ErrorCode ec;
+  stream_.expires_after(write_timeout_);
+  http::response_serializer<http::empty_body> serializer(message);
+  co_await http::async_write_header(stream_, serializer,
+                                    net::redirect_error(net::use_awaitable, ec));
+  if (ec) keep_alive_ = false;
+  co_return ec;
+}
+
+void Exchange::Abort(unsigned status, std::uint64_t body_bytes) {
+  ErrorCode ignored;
+  stream_.socket().shutdown(net::ip::tcp::socket::shutdown_send, ignored);
+  MarkAnswered(status, body_bytes, false);
+}
+
 net::awaitable<ErrorCode> Exchange::SendError(http::status status,
                                               std::string_view message) {
   StringResponse response(status, request_.version());

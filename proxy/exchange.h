@@ -34,6 +34,7 @@ using StringResponse = http::response<http::string_body>;
 // Beast (Boost 1.74) hands out boost::string_view; everything else takes
 // std::string_view.
 inline std::string_view ToStd(beast::string_view s) { return {s.data(), s.size()}; }
+inline beast::string_view ToBeast(std::string_view s) { return {s.data(), s.size()}; }
 
 class Exchange {
  public:
@@ -59,9 +60,21 @@ class Exchange {
   // formats its own errors.
   net::awaitable<ErrorCode> SendError(http::status status, std::string_view message);
 
+  // For handlers that stream a body themselves: writes `head` with version
+  // and keep-alive set as Send() does (the handler sets Content-Length or
+  // chunked framing), then the handler writes the body to stream() and calls
+  // MarkAnswered(). Returns the write error, if any.
+  net::awaitable<ErrorCode> SendHead(http::response_header<>& head);
+
+  // Ends the connection in an orderly way (FIN, never RST) after a body that
+  // could not be completed, so that the client sees a cut transfer and
+  // resumes with a Range request. Records the outcome.
+  void Abort(unsigned status, std::uint64_t body_bytes);
+
   // For handlers that write to stream() directly: records the outcome.
   void MarkAnswered(unsigned status, std::uint64_t body_bytes, bool keep_alive);
   beast::tcp_stream& stream() { return stream_; }
+  std::chrono::milliseconds write_timeout() const { return write_timeout_; }
 
   // Tell the server to close the connection after this exchange.
   void set_close() { keep_alive_ = false; }

@@ -63,6 +63,12 @@ Result<FetchCoordinator::Joined> FetchCoordinator::Join(const store::Digest& dig
   return Joined{fetch, true};
 }
 
+std::shared_ptr<Fetch> FetchCoordinator::Find(const store::Digest& digest) const {
+  std::lock_guard lock(mu_);
+  auto it = running_.find(digest);
+  return it == running_.end() ? nullptr : it->second;
+}
+
 std::size_t FetchCoordinator::running() const {
   std::lock_guard lock(mu_);
   return running_.size();
@@ -78,6 +84,9 @@ net::awaitable<void> FetchCoordinator::Run(FetchCoordinator* self, std::shared_p
   auto result = co_await FetchInto(self->client_, *fetch->writer_, self->blocking_, std::move(how),
                                    self->options_, on_progress);
   const ErrorCode ec = result ? ErrorCode() : result.error();
+  if (self->metrics_ != nullptr) {
+    self->metrics_->CountUpstreamBytes(ec ? fetch->writer_->contiguous_bytes() : fetch->size());
+  }
   if (ec) {
     log::Warn(log::Module::kProxy, "fetch_failed",
               {{"digest", fetch->digest().Hex()}, {"error", ec.message()}});

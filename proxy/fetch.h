@@ -26,6 +26,7 @@
 #include "core/result.h"
 #include "core/unique_fd.h"
 #include "proxy/blob_fetch.h"
+#include "proxy/metrics.h"
 #include "store/blob_store.h"
 
 namespace hubcache::proxy {
@@ -87,6 +88,12 @@ class FetchCoordinator {
   // pass-through).
   Result<Joined> Join(const store::Digest& digest, std::uint64_t size, BlobFetch how);
 
+  // The running Fetch of `digest`, or null.
+  std::shared_ptr<Fetch> Find(const store::Digest& digest) const;
+
+  // Where finished downloads report the bytes they received (optional).
+  void set_metrics(Metrics* metrics) { metrics_ = metrics; }
+
   // Fetches running now.
   std::size_t running() const;
 
@@ -101,6 +108,7 @@ class FetchCoordinator {
   net::any_io_executor io_;
   net::any_io_executor blocking_;
   RangedOptions options_;
+  Metrics* metrics_ = nullptr;
   mutable std::mutex mu_;
   std::map<store::Digest, std::shared_ptr<Fetch>> running_;  // GUARDED_BY(mu_)
 };

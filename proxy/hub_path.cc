@@ -241,4 +241,59 @@ Result<FileRef> ParseResolveCachePath(std::string_view raw_path) {
   return Fail(core::Errc::kInvalidArgument);
 }
 
+Result<ApiRef> ParseApiPath(std::string_view raw_path) {
+  constexpr std::string_view kPrefix = "/api/";
+  if (!raw_path.starts_with(kPrefix)) return Fail(core::Errc::kNotFound);
+  std::vector<std::string_view> parts = Split(raw_path.substr(kPrefix.size()));
+  auto type = parts.empty() ? std::nullopt : TypeFromPlural(parts[0]);
+  if (!type || parts.size() < 2) return Fail(core::Errc::kNotFound);
+  static constexpr std::string_view kRevisionRoutes[] = {"revision", "tree", "paths-info",
+                                                          "commits", "xet-read-token"};
+  static constexpr std::string_view kOtherRoutes[] = {"refs", "treesize", "discussions",
+                                                       "settings", "commit", "preupload",
+                                                       "lfs-files", "notebook", "scan"};
+  auto is_route = [&](std::string_view s) {
+    for (auto r : kRevisionRoutes) {
+      if (s == r) return true;
+    }
+    for (auto r : kOtherRoutes) {
+      if (s == r) return true;
+    }
+    return false;
+  };
+  // Legacy repos have no namespace: `/api/models/gpt2/tree/main`.
+  // `org/name` unless the segment after the first is a route.
+  const std::size_t name_parts = parts.size() >= 3 && !is_route(parts[2]) ? 2 : 1;
+  ApiRef ref;
+  ref.repo.type = *type;
+  for (std::size_t i = 1; i <= name_parts && i < parts.size(); ++i) {
+    if (!ValidRepoPart(parts[i])) return Fail(core::Errc::kInvalidArgument);
+    if (!ref.repo.name.empty()) ref.repo.name += '/';
+    ref.repo.name += parts[i];
+  }
+  std::size_t at = 1 + name_parts;
+  if (at >= parts.size()) return ref;
+  ref.route = std::string(parts[at++]);
+  bool takes_revision = false;
+  for (auto r : kRevisionRoutes) takes_revision = takes_revision || ref.route == r;
+  if (!takes_revision || at >= parts.size()) return ref;
+  const std::size_t rev_index = at;
+  std::string_view raw_rev = parts[at++];
+  if (raw_rev == "refs" && at + 1 < parts.size() && (parts[at] == "pr" || parts[at] == "convert")) {
+    raw_rev = std::string_view(parts[rev_index].data(),
+                               parts[at + 1].data() + parts[at + 1].size() - parts[rev_index].data());
+    at += 2;
+  }
+  auto rev = PercentDecode(raw_rev);
+  if (!rev || !ValidRevision(*rev)) return Fail(core::Errc::kInvalidArgument);
+  ref.revision = std::move(*rev);
+  if (at < parts.size()) {
+    const char* begin = parts[at].data();
+    auto rest = PercentDecode(std::string_view(begin, raw_path.data() + raw_path.size() - begin));
+    if (!rest || (!rest->empty() && !ValidFilePath(*rest))) return Fail(core::Errc::kInvalidArgument);
+    ref.rest = std::move(*rest);
+  }
+  return ref;
+}
+
 }  // namespace hubcache::proxy

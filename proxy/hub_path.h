@@ -36,6 +36,20 @@ Result<FileRef> ParseResolvePath(std::string_view raw_path);
 // revision must be a 40-hex commit. Errors as ParseResolvePath().
 Result<FileRef> ParseResolveCachePath(std::string_view raw_path);
 
+// A repo API request: `/api/{models|datasets|spaces}/{repo}[/{route}[/{rev}[/{rest}]]]`.
+struct ApiRef {
+  store::RepoId repo;
+  std::string route;     // "" (repo info), "revision", "tree", "paths-info", "refs", ...
+  std::string revision;  // decoded, for the routes that take one; else ""
+  std::string rest;      // decoded remainder after the revision (a tree folder), or ""
+};
+
+// Parses a repo API path (no query). A raw `refs/pr/N` or `refs/convert/X`
+// revision counts as one (JS sends tree revisions unencoded). Errors:
+// core::Errc::kNotFound when it is not a repo API path (whoami-v2, search...);
+// core::Errc::kInvalidArgument when it is one but malformed.
+Result<ApiRef> ParseApiPath(std::string_view raw_path);
+
 // Percent-decodes `in` (`+` stays `+`); nullopt on a malformed escape.
 std::optional<std::string> PercentDecode(std::string_view in);
 

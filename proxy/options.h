@@ -82,4 +82,11 @@ struct AccessOptions {
   Duration offline_grant_ttl = std::chrono::seconds(0);
 };
 
+struct ProxyOptions {
+  // Forward writes (POST/PUT/PATCH/DELETE other than paths-info) to the Hub
+  // with the client's token. Off: they get 405, so a cache cannot be used to
+  // push to the Hub by accident.
+  bool allow_writes = false;
+};
+
 }  // namespace hubcache::proxy

@@ -1,5 +1,7 @@
 #include "proxy/shaping.h"
 
+#include "proxy/exchange.h"
+
 #include <vector>
 
 #include <boost/beast/core/string.hpp>
@@ -236,6 +238,33 @@ std::string StripXetHash(std::string_view json) {
     pos = end;
   }
   out.append(json.substr(pos));
+  return out;
+}
+
+http::fields ShapeRelayedHeaders(const http::fields& upstream, std::string_view from_base,
+                                 std::string_view to_base) {
+  static constexpr std::string_view kDropped[] = {
+      "connection", "keep-alive", "proxy-connection", "proxy-authenticate", "te", "trailer",
+      "transfer-encoding", "upgrade", "content-length", "x-cache", "set-cookie",
+      "strict-transport-security", "alt-svc", "via"};
+  http::fields out;
+  for (const auto& field : upstream) {
+    const beast::string_view name = field.name_string();
+    bool dropped = false;
+    for (std::string_view d : kDropped) dropped = dropped || beast::iequals(name, ToBeast(d));
+    if (dropped) continue;
+    std::string value(field.value().data(), field.value().size());
+    if (beast::iequals(name, "link")) {
+      auto kept = StripXetLinks(value);
+      if (!kept) continue;
+      value = RewriteLinkBase(*kept, from_base, to_base);
+    } else if (beast::iequals(name, "location") && (value.starts_with("http://") || value.starts_with("https://"))) {
+      if (!value.starts_with(from_base)) continue;
+      value = std::string(to_base) + value.substr(from_base.size());
+    }
+    out.insert(name, value);
+  }
+  StripXetHeaders(out);
   return out;
 }
 

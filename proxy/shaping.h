@@ -35,6 +35,14 @@ std::optional<std::string> StripXetLinks(std::string_view link);
 std::string RewriteLinkBase(std::string_view link, std::string_view from_base,
                             std::string_view to_base);
 
+// The headers of an upstream answer as hubcache relays them: hop-by-hop
+// headers, framing (Content-Length, Transfer-Encoding), the upstream's
+// X-Cache, cookies and HSTS dropped; Xet hints stripped; Link and Location
+// URLs on `from_base` moved to `to_base` (an absolute Location elsewhere is
+// dropped: clients never get sent to a CDN or bridge host).
+http::fields ShapeRelayedHeaders(const http::fields& upstream, std::string_view from_base,
+                                 std::string_view to_base);
+
 // `json` without any `"xetHash": ...` member, all other bytes unchanged.
 // Input that is not well-formed JSON is returned unchanged.
 std::string StripXetHash(std::string_view json);

@@ -284,6 +284,7 @@ Result<EvictReport> BlobStore::EvictWhile(const std::function<bool(std::uint64_t
       used_ -= std::min(used_, size);
       report.blobs += 1;
       report.bytes += size;
+      evictions_.fetch_add(1, std::memory_order_relaxed);
       log::Info(log::Module::kStore, "blob_evicted", {{"digest", digest.Hex()}, {"bytes", size}});
     }
   }
@@ -433,6 +434,7 @@ Result<void> BlobWriter::Commit() {
   const Digest actual = hasher_.Finish();
   if (actual != digest_) {
     actual_ = actual;
+    store_.digest_mismatches_.fetch_add(1, std::memory_order_relaxed);
     log::Warn(log::Module::kStore, "digest_mismatch",
               {{"expected", digest_.Hex()}, {"actual", actual.Hex()}, {"size", expected_size_}});
     MarkFailed(lock);

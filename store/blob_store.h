@@ -118,6 +118,10 @@ class BlobStore {
   // Where a committed blob's file lives (whether or not it exists).
   std::filesystem::path BlobPath(const Digest& digest) const;
   const std::filesystem::path& root() const { return root_; }
+  // Counters since open, for /metrics: blobs evicted, downloads whose bytes
+  // did not hash to their digest.
+  std::uint64_t evictions() const { return evictions_.load(); }
+  std::uint64_t digest_mismatches() const { return digest_mismatches_.load(); }
   Index& index() { return *index_; }
 
  private:
@@ -146,6 +150,8 @@ class BlobStore {
   // Bytes downloads in flight have written so far (they count against the
   // filesystem's free space already, and against their reservation).
   std::atomic<std::uint64_t> staged_{0};
+  std::atomic<std::uint64_t> evictions_{0};
+  std::atomic<std::uint64_t> digest_mismatches_{0};
 };
 
 // Writes one blob into staging. Made by BlobStore::BeginWrite().

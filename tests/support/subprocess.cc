@@ -77,6 +77,10 @@ std::unique_ptr<Subprocess> Subprocess::Start(
   p->err_fd_ = err_pipe[0];
   ::fcntl(p->out_fd_, F_SETFL, O_NONBLOCK);
   ::fcntl(p->err_fd_, F_SETFL, O_NONBLOCK);
+  // Room for thousands of log lines, so that a daemon logging one line per
+  // request does not block on a full pipe while the test is busy elsewhere.
+  ::fcntl(p->out_fd_, F_SETPIPE_SZ, 1 << 20);
+  ::fcntl(p->err_fd_, F_SETPIPE_SZ, 1 << 20);
   return p;
 }
 

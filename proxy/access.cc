@@ -1,0 +1,51 @@
+#include "proxy/access.h"
+
+#include <chrono>
+
+namespace hubcache::proxy {
+namespace {
+
+std::int64_t Seconds(Duration d) {
+  return std::chrono::duration_cast<std::chrono::seconds>(d).count();
+}
+
+}  // namespace
+
+AccessPolicy::AccessPolicy(store::Index& index, store::TokenHmac hmac, AccessOptions options,
+                           Clock now)
+    : index_(index), hmac_(hmac), options_(options), now_(std::move(now)) {}
+
+std::int64_t AccessPolicy::Now() const {
+  if (now_) return now_();
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+bool AccessPolicy::Allows(const store::RepoId& repo, const Secret& token, bool offline) const {
+  const std::int64_t now = Now();
+  auto access = index_.GetAccess(repo);
+  if (access && *access && (*access)->visibility == store::Visibility::kPublic &&
+      (offline || now - (*access)->checked_at < Seconds(options_.public_ttl))) {
+    return true;
+  }
+  if (token.empty()) return false;
+  auto grant = index_.GetGrant(hmac_.Of(token), repo);
+  if (!grant || !*grant) return false;
+  const std::int64_t expires = **grant + (offline ? Seconds(options_.offline_grant_ttl) : 0);
+  return now < expires;
+}
+
+Result<void> AccessPolicy::RecordSuccess(const store::RepoId& repo, const Secret& token) {
+  if (token.empty()) {
+    return index_.PutAccess(repo, {.visibility = store::Visibility::kPublic, .checked_at = Now()});
+  }
+  return index_.PutGrant(hmac_.Of(token), repo, Now() + Seconds(options_.grant_ttl));
+}
+
+Result<void> AccessPolicy::RecordAnonymousRefusal(const store::RepoId& repo) {
+  return index_.PutAccess(repo,
+                          {.visibility = store::Visibility::kRestricted, .checked_at = Now()});
+}
+
+}  // namespace hubcache::proxy

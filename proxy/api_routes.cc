@@ -1,0 +1,204 @@
+// ServeApi and ServePassthrough.
+#include <fmt/format.h>
+
+#include "core/errc.h"
+#include "core/log.h"
+#include "core/offload.h"
+#include "proxy/hub_routes.h"
+#include "proxy/relay.h"
+#include "proxy/shaping.h"
+
+namespace hubcache::proxy {
+namespace {
+
+constexpr auto kModule = log::Module::kProxy;
+
+// Response headers worth keeping with a cached API document.
+constexpr std::string_view kDocHeaders[] = {"Content-Type", "Link", "X-Total-Count", "ETag",
+                                            "X-Repo-Commit"};
+
+// Request headers passed on to the Hub (besides Authorization).
+void CopyRequestHeaders(const Request& request, OutRequest& out) {
+  for (http::field f : {http::field::range, http::field::content_type, http::field::accept,
+                        http::field::if_none_match, http::field::if_modified_since}) {
+    const std::string_view value = ToStd(request[f]);
+    if (value.empty()) continue;
+    // huggingface.js asks for Xet file info this way; the Hub must not see
+    // it, or it answers with Xet instead of bytes (HUB_PROTOCOL.md §6.3).
+    if (f == http::field::accept && value.find("xet") != std::string_view::npos) continue;
+    out.headers.emplace_back(std::string(ToStd(http::to_string(f))), std::string(value));
+  }
+}
+
+OutRequest Outgoing(const HubContext& hub, const Request& request) {
+  OutRequest out;
+  out.method = request.method();
+  out.url = hub.upstream_url + std::string(ToStd(request.target()));
+  out.token = RequestToken(request);
+  out.body = request.body();
+  CopyRequestHeaders(request, out);
+  return out;
+}
+
+bool IsRead(const Request& request) {
+  return request.method() == http::verb::get || request.method() == http::verb::head;
+}
+
+// What the docs table keys an API request by, within (repo, revision).
+std::string DocKey(const Request& request, std::string_view path_and_query) {
+  std::string key = fmt::format("{} {}", ToStd(request.method_string()), path_and_query);
+  if (request.method() == http::verb::post) {
+    key += fmt::format("\n{}\n{}", ToStd(request[http::field::content_type]), request.body());
+  }
+  return key;
+}
+
+net::awaitable<void> SendDoc(HubContext& hub, Exchange& exchange, const store::DocRecord& doc,
+                             unsigned status, CacheStatus cache) {
+  StringResponse response(static_cast<http::status>(status), exchange.request().version());
+  for (const auto& [name, value] : doc.headers) {
+    if (beast::iequals(name, "Link")) {
+      response.set(name, RewriteLinkBase(value, hub.upstream_url,
+                                         PublicBase(hub, exchange.request())));
+    } else {
+      response.set(name, value);
+    }
+  }
+  response.set("X-Cache", CacheStatusHeader(cache));
+  response.body() = doc.body;
+  const std::uint64_t bytes = exchange.is_head() ? 0 : doc.body.size();
+  co_await exchange.Send(std::move(response));
+  hub.metrics.CountServed(cache, bytes);
+}
+
+}  // namespace
+
+net::awaitable<void> ServeApi(HubContext& hub, Exchange& exchange) {
+  const Request& request = exchange.request();
+  const std::string_view target = ToStd(request.target());
+  const std::string_view path = target.substr(0, target.find('?'));
+  auto api = ParseApiPath(path);
+  if (!api && api.error() == core::Errc::kInvalidArgument) {
+    co_await SendJsonError(exchange, 400, "Invalid repository path", CacheStatus::kMiss);
+    co_return;
+  }
+  if (!api) {  // whoami-v2, search, ...: nothing to cache
+    co_await ServePassthrough(hub, exchange);
+    co_return;
+  }
+  const bool paths_info = api->route == "paths-info";
+  if (!IsRead(request) && !(paths_info && request.method() == http::verb::post)) {
+    co_await ServePassthrough(hub, exchange);  // a write
+    co_return;
+  }
+  const Secret token = RequestToken(request);
+  const bool documented = api->route.empty() || api->route == "revision" ||
+                          api->route == "tree" || paths_info || api->route == "refs";
+  // Answers at a commit never change; others are kept for offline use only.
+  const bool immutable = documented && api->route != "refs" && IsCommitHash(api->revision);
+  const std::string doc_revision = api->revision.empty() ? "@" : api->revision;
+  const std::string key = DocKey(request, target.substr(5 + TypePlural(api->repo.type).size()));
+  const bool offline = hub.files.offline();
+
+  auto cached_doc = [&](bool offline_rules) -> std::optional<store::DocRecord> {
+    if (!documented || !hub.access.Allows(api->repo, token, offline_rules)) return std::nullopt;
+    auto doc = hub.store.index().GetDoc(api->repo, doc_revision, key);
+    if (!doc || !*doc) return std::nullopt;
+    return std::move(**doc);
+  };
+
+  if (immutable || offline) {
+    if (auto doc = cached_doc(offline)) {
+      co_await SendDoc(hub, exchange, *doc, 200, immutable ? CacheStatus::kHit : CacheStatus::kStale);
+      co_return;
+    }
+  }
+  if (offline) {
+    co_await SendJsonError(exchange, 503,
+                           "hubcache is offline and has not cached this answer for this request",
+                           {}, CacheStatus::kMiss);
+    co_return;
+  }
+
+  OutRequest out = Outgoing(hub, request);
+  if (paths_info) out.retry = true;  // a read, despite POST
+  auto answer = co_await hub.client.Fetch(std::move(out));
+  if (!answer || answer->head.status >= 500) {
+    if (auto doc = cached_doc(true)) {
+      co_await SendDoc(hub, exchange, *doc, 200, CacheStatus::kStale);
+      co_return;
+    }
+    if (!answer) {
+      const std::string message =
+          fmt::format("hubcache cannot reach the Hub ({})", answer.error().message());
+      co_await SendJsonError(exchange, UnreachableStatus(answer.error()), message,
+                             {}, CacheStatus::kMiss);
+      co_return;
+    }
+  }
+  hub.metrics.CountUpstreamBytes(answer->body.size());
+  store::DocRecord doc;
+  doc.body = StripXetHash(answer->body);
+  for (std::string_view name : kDocHeaders) {
+    std::string value = answer->head.Header(name);
+    if (value.empty()) continue;
+    if (name == "Link") {
+      auto kept = StripXetLinks(value);
+      if (!kept) continue;
+      value = *kept;
+    }
+    doc.headers.emplace_back(name, std::move(value));
+  }
+  if (answer->head.status == 200 && documented && !exchange.is_head()) {
+    doc.stored_at = std::chrono::duration_cast<std::chrono::seconds>(
+                        std::chrono::system_clock::now().time_since_epoch())
+                        .count();
+    auto put = co_await core::Offload(
+        hub.blocking, [&] { return hub.store.index().PutDoc(api->repo, doc_revision, key, doc); });
+    if (!put) {
+      log::Warn(kModule, "index_write_failed",
+                {{"repo", api->repo.name}, {"error", put.error().message()}});
+    }
+  }
+  // Relay everything the Hub said, shaped; the body without xetHash.
+  StringResponse response(static_cast<http::status>(answer->head.status), request.version());
+  static_cast<http::fields&>(response.base()) =
+      ShapeRelayedHeaders(answer->head.fields, hub.upstream_url, PublicBase(hub, request));
+  response.result(answer->head.status);
+  response.set("X-Cache", CacheStatusHeader(CacheStatus::kMiss));
+  response.body() = std::move(doc.body);
+  if (exchange.is_head()) {
+    const std::string length = answer->head.Header("content-length");
+    if (!length.empty()) response.set(http::field::content_length, length);
+  }
+  const std::uint64_t bytes = exchange.is_head() ? 0 : response.body().size();
+  co_await exchange.Send(std::move(response));
+  hub.metrics.CountServed(CacheStatus::kMiss, bytes);
+}
+
+net::awaitable<void> ServePassthrough(HubContext& hub, Exchange& exchange) {
+  const Request& request = exchange.request();
+  const bool read = IsRead(request);
+  if (!read && !hub.options.allow_writes) {
+    co_await SendJsonError(exchange, 405,
+                           "hubcache is a read-only cache of the Hub; writes are disabled "
+                           "(proxy.allow_writes)",
+                           {}, CacheStatus::kMiss);
+    co_return;
+  }
+  if (hub.files.offline()) {
+    co_await SendJsonError(exchange, 503, "hubcache is offline and does not cache this route",
+                           CacheStatus::kMiss);
+    co_return;
+  }
+  OutRequest out = Outgoing(hub, request);
+  out.follow_redirects = read;
+  out.retry = read;
+  RelaySink sink(exchange, hub.upstream_url, PublicBase(hub, request), CacheStatus::kPass);
+  auto result = co_await hub.client.Send(std::move(out), sink);
+  co_await sink.Finish(result);
+  hub.metrics.CountServed(CacheStatus::kPass, sink.body_bytes());
+  hub.metrics.CountUpstreamBytes(sink.body_bytes());
+}
+
+}  // namespace hubcache::proxy

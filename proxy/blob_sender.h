@@ -1,0 +1,39 @@
+// SendBlob: answers a file GET/HEAD with a blob's bytes, from the store or
+// from a download in progress (DESIGN.md "Request flow" steps 5-6).
+//
+// The caller prepares the header fields (ETag, X-Repo-Commit, X-Cache...);
+// SendBlob sets status and framing from the Range request (HUB_PROTOCOL.md
+// §8.2): 200 with the whole body, 206 with one range, 206
+// multipart/byteranges with several, 416 with `bytes */N`. Bodies go out
+// with sendfile(2) straight from the file (zero copy). When the body comes
+// from a Fetch, each byte is sent as soon as the download has it on disk,
+// and a failed download ends the connection with FIN before the body is
+// complete (never a short body that looks whole).
+//
+// Executor: the connection's strand.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include <boost/beast/http/message.hpp>
+
+#include "core/asio.h"
+#include "core/unique_fd.h"
+#include "proxy/byte_ranges.h"
+#include "proxy/exchange.h"
+#include "proxy/fetch.h"
+
+namespace hubcache::proxy {
+
+struct BlobBody {
+  UniqueFd fd;                   // readable from offset 0
+  std::uint64_t size = 0;        // the blob's full size
+  std::shared_ptr<Fetch> fetch;  // null: every byte is on disk already
+};
+
+// Answers `exchange` (HEAD: the head only). Returns the body bytes sent.
+net::awaitable<std::uint64_t> SendBlob(Exchange& exchange, http::response_header<> head,
+                                       const RangeRequest& range, BlobBody body);
+
+}  // namespace hubcache::proxy

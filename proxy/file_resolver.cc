@@ -1,0 +1,246 @@
+#include "proxy/file_resolver.h"
+
+#include <chrono>
+
+#include <boost/beast/core/error.hpp>
+#include <fmt/format.h>
+
+#include "core/errc.h"
+#include "core/log.h"
+#include "core/offload.h"
+#include "proxy/resolve.h"
+
+namespace hubcache::proxy {
+namespace {
+
+constexpr auto kModule = log::Module::kProxy;
+// After a failed attempt to reach the Hub, requests are answered from the
+// cache for this long without trying again, so that an outage costs one
+// timeout, not one per request.
+constexpr std::chrono::seconds kUnreachableHold{5};
+
+std::int64_t NowSeconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// The headers of a Hub refusal that clients read (HUB_PROTOCOL.md §3).
+constexpr std::string_view kRelayedHeaders[] = {
+    "X-Error-Code", "X-Error-Message", "X-Repo-Commit",  "X-Request-Id",
+    "Retry-After",  "RateLimit",       "RateLimit-Policy", "WWW-Authenticate"};
+
+FileAnswer NegativeAnswer(const std::string& commit) {
+  FileAnswer answer;
+  answer.kind = FileAnswer::Kind::kRelay;
+  answer.status = 404;
+  answer.from_cache = true;
+  answer.commit = commit;
+  answer.message = "Entry not found";
+  answer.headers = {{"X-Error-Code", "EntryNotFound"},
+                    {"X-Error-Message", answer.message},
+                    {"X-Repo-Commit", commit}};
+  return answer;
+}
+
+FileAnswer Unavailable(unsigned status, std::string message) {
+  FileAnswer answer;
+  answer.kind = FileAnswer::Kind::kUnavailable;
+  answer.status = status;
+  answer.message = std::move(message);
+  return answer;
+}
+
+}  // namespace
+
+struct FileResolver::Cached {
+  bool allowed = false;
+  std::string commit;
+  bool ref_stale = false;
+  std::optional<store::FileRecord> file;
+};
+
+FileResolver::FileResolver(HubClient& client, store::Index& index, AccessPolicy& access,
+                           Metrics& metrics, net::any_io_executor blocking,
+                           std::string upstream_url, bool offline, CacheOptions cache)
+    : client_(client),
+      index_(index),
+      access_(access),
+      metrics_(metrics),
+      blocking_(std::move(blocking)),
+      upstream_url_(std::move(upstream_url)),
+      offline_(offline),
+      cache_(cache) {}
+
+bool FileResolver::offline() const {
+  return offline_ || NowMs() < unreachable_until_ms_.load();
+}
+
+std::string FileResolver::ResolveUrl(const FileRef& ref) const {
+  return fmt::format("{}/{}{}/resolve/{}/{}", upstream_url_, TypePrefix(ref.repo.type),
+                     ref.repo.name, PercentEncode(ref.revision, false),
+                     PercentEncode(ref.path, true));
+}
+
+void FileResolver::MarkUnreachable(const ErrorCode& ec) {
+  const std::int64_t until =
+      NowMs() + std::chrono::duration_cast<std::chrono::milliseconds>(kUnreachableHold).count();
+  if (unreachable_until_ms_.exchange(until) < NowMs()) {
+    log::Warn(kModule, "upstream_unreachable",
+              {{"error", ec.message()}, {"hold_s", kUnreachableHold.count()}});
+  }
+}
+
+FileResolver::Cached FileResolver::FromCache(const FileRef& ref, const Secret& token,
+                                             bool offline) const {
+  Cached cached;
+  cached.allowed = access_.Allows(ref.repo, token, offline);
+  if (IsCommitHash(ref.revision)) {
+    cached.commit = ref.revision;
+  } else if (auto r = index_.GetRef(ref.repo, ref.revision); r && *r) {
+    const std::int64_t ttl =
+        std::chrono::duration_cast<std::chrono::seconds>(cache_.ref_ttl).count();
+    const bool fresh = NowSeconds() - (*r)->fetched_at < ttl;
+    if (fresh || offline) {
+      cached.commit = (*r)->commit;
+      cached.ref_stale = !fresh;
+    }
+  }
+  if (!cached.commit.empty()) {
+    if (auto f = index_.GetFile(ref.repo, cached.commit, ref.path); f && *f) cached.file = **f;
+  }
+  return cached;
+}
+
+FileAnswer FileResolver::Offline(const FileRef& ref, const Cached& cached, unsigned status,
+                                 std::string message) const {
+  if (!cached.allowed) {
+    return Unavailable(status, fmt::format("{}; access to {} cannot be confirmed for this request",
+                                           message, ref.repo.name));
+  }
+  if (cached.commit.empty()) {
+    return Unavailable(status, fmt::format("{}; revision {} of {} is not cached", message,
+                                           ref.revision, ref.repo.name));
+  }
+  if (!cached.file) {
+    return Unavailable(status, fmt::format("{}; {} at {} is not cached", message, ref.path,
+                                           cached.commit));
+  }
+  if (!cached.file->exists) return NegativeAnswer(cached.commit);
+  FileAnswer answer;
+  answer.kind = FileAnswer::Kind::kFound;
+  answer.from_cache = true;
+  answer.commit = cached.commit;
+  answer.file = *cached.file;
+  answer.stale = cached.ref_stale;
+  return answer;
+}
+
+net::awaitable<FileAnswer> FileResolver::Resolve(FileRef ref, Secret token,
+                                                 bool need_download_url) {
+  if (offline()) {
+    co_return Offline(ref, FromCache(ref, token, true), 503,
+                      offline_ ? "hubcache is offline" : "the Hub is unreachable");
+  }
+  const Cached cached = FromCache(ref, token, false);
+  if (cached.allowed && !cached.commit.empty() && cached.file && !cached.ref_stale &&
+      (!need_download_url || !cached.file->exists)) {
+    co_return Offline(ref, cached, 503, "");
+  }
+
+  const std::string url = ResolveUrl(ref);
+  auto resolved = co_await ResolveFile(client_, url, token);
+  if (!resolved) {
+    const ErrorCode ec = resolved.error();
+    if (ec == core::Errc::kCorrupt) {
+      log::Warn(kModule, "upstream_invalid_answer", {{"repo", ref.repo.name}, {"path", ref.path}});
+      co_return Unavailable(502, "The Hub sent an answer without commit, etag or size");
+    }
+    MarkUnreachable(ec);
+    const unsigned status = ec == beast::error::timeout ? 504 : 502;
+    co_return Offline(ref, FromCache(ref, token, true), status,
+                      fmt::format("the Hub is unreachable ({})", ec.message()));
+  }
+
+  if (resolved->status == 200) {
+    metrics_.CountGrantCheck(true);
+    auto digest = store::Digest::Parse(
+        resolved->lfs ? store::DigestKind::kSha256 : store::DigestKind::kGitSha1, resolved->etag);
+    if (!digest) {
+      log::Warn(kModule, "upstream_invalid_etag", {{"repo", ref.repo.name}, {"path", ref.path}});
+      co_return Unavailable(502, "The Hub sent an invalid ETag");
+    }
+    FileAnswer answer;
+    answer.kind = FileAnswer::Kind::kFound;
+    answer.commit = resolved->commit;
+    answer.file = {.exists = true, .lfs = resolved->lfs, .digest = *digest,
+                   .size = resolved->size};
+    answer.download_url = resolved->download_url;
+    answer.resolve_url = url;
+    auto written = co_await core::Offload(blocking_, [&]() -> Result<void> {
+      if (ref.revision != answer.commit) {
+        auto put = index_.PutRef(ref.repo, ref.revision,
+                                 {.commit = answer.commit, .fetched_at = NowSeconds()});
+        if (!put) return put;
+      }
+      auto put = index_.PutFile(ref.repo, answer.commit, ref.path, answer.file);
+      if (!put) return put;
+      return access_.RecordSuccess(ref.repo, token);
+    });
+    if (!written) {
+      log::Warn(kModule, "index_write_failed",
+                {{"repo", ref.repo.name}, {"error", written.error().message()}});
+    }
+    co_return answer;
+  }
+
+  const unsigned status = resolved->status;
+  const ResponseHead& head = resolved->head;
+  if (status >= 500 || status == 429) {
+    // The Hub is in trouble: what the cache knows is better than an error.
+    FileAnswer fallback = Offline(ref, FromCache(ref, token, true), status, "");
+    if (fallback.kind != FileAnswer::Kind::kUnavailable) {
+      fallback.stale = true;
+      co_return fallback;
+    }
+  }
+  FileAnswer answer;
+  answer.kind = FileAnswer::Kind::kRelay;
+  answer.status = status;
+  for (std::string_view name : kRelayedHeaders) {
+    std::string value = head.Header(name);
+    if (!value.empty()) answer.headers.emplace_back(name, std::move(value));
+  }
+  answer.message = head.Header("x-error-message");
+  if (status == 401 || status == 403) {
+    metrics_.CountGrantCheck(false);
+    if (token.empty()) {
+      auto written = co_await core::Offload(
+          blocking_, [&] { return access_.RecordAnonymousRefusal(ref.repo); });
+      if (!written) {
+        log::Warn(kModule, "index_write_failed",
+                  {{"repo", ref.repo.name}, {"error", written.error().message()}});
+      }
+    }
+  }
+  const std::string commit = head.Header("x-repo-commit");
+  if (status == 404 && head.Header("x-error-code") == "EntryNotFound" && IsCommitHash(commit)) {
+    answer.commit = commit;
+    auto written = co_await core::Offload(blocking_, [&] {
+      return index_.PutFile(ref.repo, commit, ref.path, {.exists = false});
+    });
+    if (!written) {
+      log::Warn(kModule, "index_write_failed",
+                {{"repo", ref.repo.name}, {"error", written.error().message()}});
+    }
+  }
+  co_return answer;
+}
+
+}  // namespace hubcache::proxy

@@ -1,0 +1,93 @@
+// FileResolver: what a file request is about, from the cache when it can and
+// from the Hub when it must (DESIGN.md "Request flow", steps 2-4).
+//
+// For (repo, revision, path) and the request's token it finds:
+//   - whether the token may read the repo (AccessPolicy);
+//   - the commit: a 40-hex revision is one; otherwise the refs table while
+//     fresher than cache.ref_ttl;
+//   - the file at that commit: the files table (a cached EntryNotFound is a
+//     negative entry).
+// When any of that is missing or expired, or the caller needs a download URL,
+// it asks the Hub once (ResolveFile: the HEAD huggingface_hub makes, with the
+// client's token) and records what it learned: ref, file, negative entry,
+// public fact or grant. A refusal comes back to be relayed as the Hub gave it.
+//
+// Offline (upstream.offline, or the Hub unreachable within the last few
+// seconds): refs are used however old (the answer is marked stale), access
+// follows the offline rules, and what is not cached is unavailable.
+//
+// Executor: the caller's. Index writes run on `blocking`.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/asio.h"
+#include "core/secret.h"
+#include "proxy/access.h"
+#include "proxy/hub_client.h"
+#include "proxy/hub_path.h"
+#include "proxy/metrics.h"
+#include "proxy/options.h"
+#include "store/index.h"
+
+namespace hubcache::proxy {
+
+struct FileAnswer {
+  enum class Kind {
+    kFound,        // commit + file; download_url when the Hub was asked
+    kRelay,        // the Hub's refusal (or a cached EntryNotFound): relay it
+    kUnavailable,  // neither the Hub nor the cache can answer: status + message
+  };
+  Kind kind = Kind::kUnavailable;
+  std::string commit;
+  store::FileRecord file;
+  bool from_cache = false;    // answered without asking the Hub
+  bool stale = false;         // a ref was used past its TTL (Hub unreachable)
+  std::string download_url;   // set when the Hub was asked (signed, expiring)
+  std::string resolve_url;    // where to ask again
+  unsigned status = 0;        // kRelay, kUnavailable
+  // kRelay: the headers the client needs (X-Error-Code, X-Error-Message,
+  // X-Repo-Commit, X-Request-Id, Retry-After, WWW-Authenticate).
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string message;        // kRelay: X-Error-Message; kUnavailable: why
+};
+
+class FileResolver {
+ public:
+  FileResolver(HubClient& client, store::Index& index, AccessPolicy& access, Metrics& metrics,
+               net::any_io_executor blocking, std::string upstream_url, bool offline,
+               CacheOptions cache);
+
+  // `need_download_url`: the blob is not cached, so a fresh download URL is
+  // needed even when everything else is known (online only).
+  net::awaitable<FileAnswer> Resolve(FileRef ref, Secret token, bool need_download_url);
+
+  // True while requests are answered without asking the Hub.
+  bool offline() const;
+
+  // The Hub URL of `ref`'s resolve endpoint.
+  std::string ResolveUrl(const FileRef& ref) const;
+
+ private:
+  struct Cached;
+  Cached FromCache(const FileRef& ref, const Secret& token, bool offline) const;
+  FileAnswer Offline(const FileRef& ref, const Cached& cached, unsigned status,
+                     std::string message) const;
+  void MarkUnreachable(const ErrorCode& ec);
+
+  HubClient& client_;
+  store::Index& index_;
+  AccessPolicy& access_;
+  Metrics& metrics_;
+  net::any_io_executor blocking_;
+  const std::string upstream_url_;
+  const bool offline_;
+  const CacheOptions cache_;
+  std::atomic<std::int64_t> unreachable_until_ms_{0};
+};
+
+}  // namespace hubcache::proxy

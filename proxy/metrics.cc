@@ -1,0 +1,84 @@
+#include "proxy/metrics.h"
+
+#include <fmt/format.h>
+
+#include "store/blob_store.h"
+
+namespace hubcache::proxy {
+
+std::string_view CacheStatusName(CacheStatus status) {
+  switch (status) {
+    case CacheStatus::kHit:
+      return "HIT";
+    case CacheStatus::kMiss:
+      return "MISS";
+    case CacheStatus::kCoalesced:
+      return "COALESCED";
+    case CacheStatus::kStale:
+      return "STALE";
+    case CacheStatus::kPass:
+      return "PASS";
+  }
+  return "PASS";
+}
+
+std::string CacheStatusHeader(CacheStatus status) {
+  return std::string(status == CacheStatus::kPass ? "MISS" : CacheStatusName(status));
+}
+
+void Metrics::CountRequest(std::string_view route, unsigned status) {
+  std::lock_guard lock(mu_);
+  requests_[{std::string(route), status}] += 1;
+}
+
+void Metrics::CountServed(CacheStatus status, std::uint64_t bytes) {
+  served_bytes_[static_cast<std::size_t>(status)] += bytes;
+}
+
+std::string Metrics::Render(store::BlobStore& store, std::size_t fetches_in_flight) const {
+  std::string out;
+  auto counter = [&out](std::string_view name, std::string_view help) {
+    out += fmt::format("# HELP {} {}\n# TYPE {} counter\n", name, help, name);
+  };
+  auto gauge = [&out](std::string_view name, std::string_view help) {
+    out += fmt::format("# HELP {} {}\n# TYPE {} gauge\n", name, help, name);
+  };
+
+  counter("hubcache_requests_total", "Requests answered, by route and status.");
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [key, n] : requests_) {
+      out += fmt::format("hubcache_requests_total{{route=\"{}\",status=\"{}\"}} {}\n", key.first,
+                         key.second, n);
+    }
+  }
+  counter("hubcache_served_bytes_total", "Body bytes sent to clients, by X-Cache value.");
+  for (std::size_t i = 0; i < served_bytes_.size(); ++i) {
+    out += fmt::format("hubcache_served_bytes_total{{cache=\"{}\"}} {}\n",
+                       CacheStatusName(static_cast<CacheStatus>(i)), served_bytes_[i].load());
+  }
+  counter("hubcache_upstream_bytes_total", "Body bytes received from the Hub and its CDN.");
+  out += fmt::format("hubcache_upstream_bytes_total {}\n", upstream_bytes_.load());
+  counter("hubcache_coalesced_requests_total",
+          "Requests that joined a download another request had started.");
+  out += fmt::format("hubcache_coalesced_requests_total {}\n", coalesced_.load());
+  counter("hubcache_grant_checks_total", "Access checks asked of the Hub, by outcome.");
+  out += fmt::format("hubcache_grant_checks_total{{result=\"allowed\"}} {}\n",
+                     grants_allowed_.load());
+  out += fmt::format("hubcache_grant_checks_total{{result=\"refused\"}} {}\n",
+                     grants_refused_.load());
+  gauge("hubcache_fetches_in_flight", "Blob downloads running now.");
+  out += fmt::format("hubcache_fetches_in_flight {}\n", fetches_in_flight);
+  gauge("hubcache_store_bytes", "Bytes of committed blobs in the store.");
+  out += fmt::format("hubcache_store_bytes {}\n", store.used_bytes());
+  gauge("hubcache_store_blobs", "Committed blobs in the store.");
+  const auto blobs = store.index().BlobCount();
+  out += fmt::format("hubcache_store_blobs {}\n", blobs ? *blobs : 0);
+  counter("hubcache_evictions_total", "Blobs evicted to make room.");
+  out += fmt::format("hubcache_evictions_total {}\n", store.evictions());
+  counter("hubcache_digest_mismatches_total", "Downloads discarded because their digest was wrong.");
+  out += fmt::format("hubcache_digest_mismatches_total {}\n", store.digest_mismatches());
+  return out;
+}
+
+}  // namespace hubcache::proxy
