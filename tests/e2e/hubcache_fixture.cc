@@ -1,6 +1,7 @@
 #include "tests/e2e/hubcache_fixture.h"
 
 #include <csignal>
+#include <algorithm>
 #include <cstdlib>
 
 namespace hubcache::testing {
@@ -39,12 +40,13 @@ void HubcacheTest::TearDown() {
 
 void HubcacheTest::StartHubcache(const std::vector<std::string>& extra) {
   StopHubcache();
-  std::vector<std::string> argv = {HUBCACHE_BINARY,         "serve",
-                                   "--listen",              "127.0.0.1:0",
-                                   "--cache-dir",           cache_dir_.string(),
-                                   "--upstream",            hub_->url(),
-                                   "--set",                 "server.threads=2",
-                                   "--set",                 "upstream.max_retries=2"};
+  std::vector<std::string> argv = {HUBCACHE_BINARY, "serve",   "--listen",
+                                   "127.0.0.1:0",   "--cache-dir", cache_dir_.string(),
+                                   "--set",         "server.threads=2",
+                                   "--set",         "upstream.max_retries=2"};
+  if (std::find(extra.begin(), extra.end(), "--upstream") == extra.end()) {
+    argv.insert(argv.end(), {"--upstream", hub_->url()});
+  }
   argv.insert(argv.end(), extra.begin(), extra.end());
   process_ = Subprocess::Start(argv);
   ASSERT_TRUE(process_->WaitForStderr("hubcache_started", seconds(30))) << process_->err();

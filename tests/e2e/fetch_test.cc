@@ -1,0 +1,132 @@
+// Misses end to end: coalescing, streaming, and what a client sees when the
+// upstream misbehaves (HUB_PROTOCOL.md §8.2, §9 checks 17, 18, 32).
+#include <gtest/gtest.h>
+
+#include <thread>
+#include <vector>
+
+#include "tests/e2e/hubcache_fixture.h"
+#include "tests/e2e/stream_client.h"
+
+namespace hubcache::testing {
+namespace {
+
+using std::chrono::seconds;
+
+const std::string kWeights = "/org/model/resolve/main/model.safetensors";
+
+class FetchTest : public HubcacheTest {
+ protected:
+  std::string Sha(const std::string& repo, const std::string& path) {
+    return hub().Etag("model", repo, "main", path);
+  }
+};
+
+TEST_F(FetchTest, ThirtyTwoClientsOfOneUncachedBlobCostOneUpstreamCopy) {
+  StartHubcache();
+  const std::string sha = Sha("org/big", "model.safetensors");
+  const std::uint64_t size = hub().FileSize("model", "org/big", "main", "model.safetensors");
+  std::vector<StreamResult> results(32);
+  std::vector<std::thread> clients;
+  for (auto& result : results) {
+    clients.emplace_back([this, &result] {
+      result = StreamGet(port(), "/org/big/resolve/main/model.safetensors");
+    });
+  }
+  for (auto& t : clients) t.join();
+  int misses = 0;
+  for (const auto& r : results) {
+    EXPECT_EQ(r.status, 200);
+    EXPECT_TRUE(r.complete);
+    EXPECT_EQ(r.body_bytes, size);
+    EXPECT_EQ(r.sha256, sha);
+    misses += r.Header("x-cache") == "MISS";
+  }
+  EXPECT_EQ(misses, 1);
+  EXPECT_EQ(hub().BodyBytesSent(sha), size);  // exactly one copy from upstream
+}
+
+TEST_F(FetchTest, HeadersArriveAtOnceAndBytesFlowWhileASlowDownloadRuns) {
+  StartHubcache();
+  hub().SetBandwidth(0, 20'000'000);  // 256 MiB would take 13 s
+  const auto start = std::chrono::steady_clock::now();
+  auto r = StreamGet(port(), "/org/big/resolve/main/model.safetensors", {}, seconds(30),
+                     4 << 20);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_LT(r.head_after, seconds(1));
+  EXPECT_GE(r.body_bytes, 4u << 20);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, seconds(5));
+}
+
+TEST_F(FetchTest, UpstreamDroppedMidBodyIsResumedAndTheClientGetsEveryByte) {
+  StartHubcache();
+  const std::string sha = Sha("org/model", "model.safetensors");
+  hub().AddFault({.path_contains = sha, .drop_after_bytes = 1 << 20, .drop_times = 2});
+  auto r = StreamGet(port(), kWeights);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_TRUE(r.complete);
+  EXPECT_EQ(r.sha256, sha);
+  EXPECT_GE(hub().RequestCount(sha), 3u);
+}
+
+TEST_F(FetchTest, CorruptUpstreamBytesAreNeverCachedAndTheClientSeesACutTransfer) {
+  StartHubcache();
+  const std::string sha = Sha("org/model", "model.safetensors");
+  hub().AddFault({.path_contains = sha, .flip_byte = true, .flip_offset = 4096});
+  auto r = StreamGet(port(), kWeights);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_FALSE(r.complete);
+  EXPECT_FALSE(r.reset);  // FIN: the client resumes with a Range request
+  EXPECT_LT(r.body_bytes, r.content_length);
+
+  auto metrics = Get("/metrics");
+  EXPECT_NE(metrics.body.find("hubcache_digest_mismatches_total 1"), std::string::npos);
+  EXPECT_NE(metrics.body.find("hubcache_store_blobs 0"), std::string::npos);
+  // The fault is spent: the next request downloads again and succeeds.
+  auto again = StreamGet(port(), kWeights);
+  EXPECT_TRUE(again.complete);
+  EXPECT_EQ(again.sha256, sha);
+  EXPECT_EQ(again.Header("x-cache"), "MISS");
+}
+
+TEST_F(FetchTest, ShortUpstreamBodyNeverBecomesAShortCleanAnswer) {
+  StartHubcache({"--set", "upstream.max_retries=0"});
+  const std::string sha = Sha("org/model", "model.safetensors");
+  hub().AddFault({.path_contains = sha, .drop_times = -1, .short_body = true});
+  auto r = StreamGet(port(), kWeights);
+  EXPECT_FALSE(r.complete);
+  EXPECT_FALSE(r.reset);
+  hub().ClearFaults();
+  auto again = StreamGet(port(), kWeights);
+  EXPECT_TRUE(again.complete);
+  EXPECT_EQ(again.sha256, sha);
+}
+
+TEST_F(FetchTest, UpstreamErrorBurstsAndStallsAreRetried) {
+  StartHubcache({"--set", "upstream.read_timeout=1s"});
+  hub().AddFault({.path_contains = "/resolve/main/config.json", .fail_first = 2,
+                  .fail_status = 503});
+  auto config = Get("/org/model/resolve/main/config.json");
+  EXPECT_EQ(config.status, 200);
+  EXPECT_EQ(config.body, Content("org/model", "config.json"));
+
+  const std::string sha = Sha("org/model", "model.safetensors");
+  hub().AddFault({.path_contains = sha, .stall = true});
+  const auto start = std::chrono::steady_clock::now();
+  auto r = StreamGet(port(), kWeights);
+  EXPECT_TRUE(r.complete);
+  EXPECT_EQ(r.sha256, sha);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, seconds(10));
+}
+
+TEST_F(FetchTest, RangeOnAMissIsServedFromTheGrowingDownload) {
+  StartHubcache();
+  const std::string expected = Content("org/model", "model.safetensors");
+  auto r = Get(kWeights, {{"Range", "bytes=1000000-1000099"}});
+  EXPECT_EQ(r.status, 206);
+  EXPECT_EQ(r.body, expected.substr(1000000, 100));
+  EXPECT_EQ(r.Header("x-cache"), "MISS");
+}
+
+}  // namespace
+}  // namespace hubcache::testing
