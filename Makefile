@@ -25,7 +25,8 @@ release: deps
 run: release
 	$(RELEASE_DIR)/daemon/hubcache serve $(ARGS)
 
-test: deps
+test:
+	@scripts/deps.sh --test
 	cmake -S . -B $(ASAN_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Debug \
 	  -DHUBCACHE_SANITIZE=ON -DHUBCACHE_WERROR=$(WERROR)
 	cmake --build $(ASAN_DIR) -j $(JOBS)

@@ -208,6 +208,13 @@ net::awaitable<void> ServeFile(HubContext& hub, Exchange& exchange, FileRef ref)
     if (status == CacheStatus::kCoalesced) hub.metrics.CountCoalesced();
     auto reader = fetch->OpenReader();
     if (!reader) {
+      // The download ended between Find/Join and here: committed, or failed.
+      blob = hub.store.Lookup(digest);
+      if (blob) {
+        BlobBody body{.fd = std::move(blob->fd), .size = size};
+        co_await SendFileBody(hub, exchange, std::move(head), range, std::move(body), cached);
+        co_return;
+      }
       co_await SendJsonError(exchange, 503, "hubcache cannot read the download in progress",
                              status);
       co_return;

@@ -29,28 +29,47 @@ if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
   missing+=(nodejs npm)
 fi
 
-if [ ${#missing[@]} -eq 0 ]; then
-  echo "deps: all build and test dependencies are installed"
-  exit 0
-fi
+install_packages() {
+  cmd=(apt-get install -y --no-install-recommends "${missing[@]}")
+  sudo=()
+  if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+      sudo=(sudo)
+    else
+      echo "deps: missing packages: ${missing[*]}" >&2
+      echo "deps: cannot install them without root. Run:" >&2
+      echo "    sudo apt-get update && sudo ${cmd[*]}" >&2
+      exit 1
+    fi
+  fi
 
-cmd=(apt-get install -y --no-install-recommends "${missing[@]}")
-sudo=()
-if [ "$(id -u)" -ne 0 ]; then
-  if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-    sudo=(sudo)
-  else
-    echo "deps: missing packages: ${missing[*]}" >&2
-    echo "deps: cannot install them without root. Run:" >&2
-    echo "    sudo apt-get update && sudo ${cmd[*]}" >&2
+  echo "deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  if ! "${sudo[@]}" apt-get update -q || ! "${sudo[@]}" "${cmd[@]}"; then
+    echo "deps: apt-get failed. Install the packages by hand:" >&2
+    echo "    apt-get update && ${cmd[*]}" >&2
     exit 1
   fi
+}
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "deps: all Debian packages are installed"
+else
+  install_packages
 fi
 
-echo "deps: installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-if ! "${sudo[@]}" apt-get update -q || ! "${sudo[@]}" "${cmd[@]}"; then
-  echo "deps: apt-get failed. Install the packages by hand:" >&2
-  echo "    apt-get update && ${cmd[*]}" >&2
-  exit 1
+# With --test: the huggingface.js client for the end-to-end tests, exactly
+# as locked in tests/e2e/js/package-lock.json (from the npm registry, once;
+# a stamp says which lock file node_modules was installed from).
+if [ "${1:-}" = "--test" ]; then
+  js_dir="$(cd "$(dirname "$0")/.." && pwd)/tests/e2e/js"
+  stamp="$js_dir/node_modules/.hubcache-installed-lock"
+  if ! cmp -s "$js_dir/package-lock.json" "$stamp"; then
+    echo "deps: installing the huggingface.js test client (npm ci in tests/e2e/js)"
+    if ! (cd "$js_dir" && npm ci --no-audit --no-fund --loglevel=error); then
+      echo "deps: npm ci failed in $js_dir; the end-to-end tests need it" >&2
+      exit 1
+    fi
+    cp "$js_dir/package-lock.json" "$stamp"
+  fi
 fi

@@ -420,7 +420,11 @@ Result<void> BlobWriter::AdvanceHash(std::uint64_t offset, std::span<const std::
 }
 
 Result<UniqueFd> BlobWriter::OpenReader() const {
-  UniqueFd fd(::open(staging_path_.c_str(), O_RDONLY | O_CLOEXEC));
+  // Under the lock, so that Commit()'s rename cannot slip in between.
+  std::unique_lock lock(mu_);
+  const fs::path path =
+      state_.load() == State::kCommitted ? store_.BlobPath(digest_) : staging_path_;
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd) return Fail(core::ErrnoError(errno));
   return fd;
 }

@@ -223,6 +223,20 @@ TEST_F(BlobStoreTest, ReaderFollowsAGrowingFileAcrossCommit) {
   EXPECT_EQ(ReadAll(reader->get()), content);
 }
 
+TEST_F(BlobStoreTest, ReaderOpenedAfterCommitReadsTheCommittedBlob) {
+  // A request that joined a download just as it finished (found by
+  // huggingface.js's probe-then-GET against the proxy).
+  const std::string content = Content(3000, 12);
+  const Digest digest = HashBytes(DigestKind::kSha256, content);
+  auto writer = store_->BeginWrite(digest, content.size());
+  ASSERT_TRUE(writer);
+  ASSERT_TRUE((*writer)->WriteAt(0, AsBytes(content)));
+  ASSERT_TRUE((*writer)->Commit());
+  auto reader = (*writer)->OpenReader();
+  ASSERT_TRUE(reader) << reader.error().message();
+  EXPECT_EQ(ReadAll(reader->get()), content);
+}
+
 TEST_F(BlobStoreTest, OpenDescriptorSurvivesRemoval) {
   const std::string content = Content(50'000, 11);
   const Digest digest = Put(content);
