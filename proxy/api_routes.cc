@@ -65,6 +65,7 @@ net::awaitable<void> SendDoc(HubContext& hub, Exchange& exchange, const store::D
     }
   }
   response.set("X-Cache", CacheStatusHeader(cache));
+  exchange.set_cache(CacheStatusHeader(cache));
   response.body() = doc.body;
   const std::uint64_t bytes = exchange.is_head() ? 0 : doc.body.size();
   co_await exchange.Send(std::move(response));
@@ -166,6 +167,7 @@ net::awaitable<void> ServeApi(HubContext& hub, Exchange& exchange) {
       ShapeRelayedHeaders(answer->head.fields, hub.upstream_url, PublicBase(hub, request));
   response.result(answer->head.status);
   response.set("X-Cache", CacheStatusHeader(CacheStatus::kMiss));
+  exchange.set_cache(CacheStatusHeader(CacheStatus::kMiss));
   response.body() = std::move(doc.body);
   if (exchange.is_head()) {
     const std::string length = answer->head.Header("content-length");

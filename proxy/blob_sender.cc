@@ -145,7 +145,7 @@ net::awaitable<std::uint64_t> SendBlob(Exchange& exchange, http::response_header
     while (pos < end && !ec) {
       std::uint64_t available = total;
       if (body.fetch) {
-        auto waited = co_await body.fetch->WaitFor(pos + 1);
+        auto waited = co_await body.fetch->WaitFor(pos + 1, pos);
         if (!waited) {
           ec = waited.error();
           break;

@@ -76,6 +76,11 @@ class Exchange {
   beast::tcp_stream& stream() { return stream_; }
   std::chrono::milliseconds write_timeout() const { return write_timeout_; }
 
+  // Where the answer's bytes came from (the X-Cache value), for the
+  // request's log line.
+  void set_cache(std::string_view cache) { cache_.assign(cache.data(), cache.size()); }
+  const std::string& cache() const { return cache_; }
+
   // Tell the server to close the connection after this exchange.
   void set_close() { keep_alive_ = false; }
 
@@ -98,6 +103,7 @@ class Exchange {
   bool answered_ = false;
   unsigned status_ = 0;
   std::uint64_t body_bytes_ = 0;
+  std::string cache_;
   bool keep_alive_;
 };
 

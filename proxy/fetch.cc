@@ -12,19 +12,21 @@ Fetch::Fetch(Private, net::any_io_executor executor, std::unique_ptr<store::Blob
   wake_.expires_at(net::steady_timer::time_point::max());
 }
 
-net::awaitable<Result<std::uint64_t>> Fetch::WaitFor(std::uint64_t bytes) {
-  co_return co_await net::co_spawn(strand_, WaitOnStrand(bytes), net::use_awaitable);
+net::awaitable<Result<std::uint64_t>> Fetch::WaitFor(std::uint64_t bytes, std::uint64_t from) {
+  co_return co_await net::co_spawn(strand_, WaitOnStrand(bytes, from), net::use_awaitable);
 }
 
-net::awaitable<Result<std::uint64_t>> Fetch::WaitOnStrand(std::uint64_t bytes) {
+net::awaitable<Result<std::uint64_t>> Fetch::WaitOnStrand(std::uint64_t bytes,
+                                                         std::uint64_t from) {
   for (;;) {
     // Checked and waited for without suspending in between, on the strand
     // where Progress()/Finish() cancel the timer: no wake-up is lost.
     const std::uint64_t size = writer_->expected_size();
     if (done_ && result_) co_return Fail(result_);
     // Until verified, everything but the last byte.
-    const std::uint64_t have =
-        done_ ? size : std::min(writer_->contiguous_bytes(), size > 0 ? size - 1 : 0);
+    const std::uint64_t on_disk =
+        from == 0 ? writer_->contiguous_bytes() : writer_->WrittenFrom(from);
+    const std::uint64_t have = done_ ? size : std::min(on_disk, size > 0 ? size - 1 : 0);
     if (have >= bytes || done_) co_return have;
     ErrorCode ec;
     co_await wake_.async_wait(net::redirect_error(net::use_awaitable, ec));

@@ -33,14 +33,17 @@ namespace hubcache::proxy {
 
 class Fetch {
  public:
-  // Waits until at least `bytes` contiguous bytes are on disk, or the fetch
-  // failed, or it completed. Returns the contiguous bytes a reader may send,
-  // which is >= `bytes` unless the fetch failed. The last byte of the blob is
-  // released only once the blob is verified and committed: a client reading
-  // the whole file can never receive a complete body of wrong content (it
-  // gets a cut connection instead and retries). Errors: the fetch's failure.
-  // Runs on the caller's executor; hops to the fetch's strand internally.
-  net::awaitable<Result<std::uint64_t>> WaitFor(std::uint64_t bytes);
+  // Waits until the bytes [from, bytes) are on disk, or the fetch failed, or
+  // it completed. Returns the end of the run of on-disk bytes starting at
+  // `from` that a reader may send, which is >= `bytes` unless the fetch
+  // failed; with `from` 0 that is the contiguous prefix. Parallel ranged
+  // downloads fill the file out of order, so a range far ahead is served as
+  // soon as its own bytes are there. The last byte of the blob is released
+  // only once the blob is verified and committed: a client reading the whole
+  // file can never receive a complete body of wrong content (it gets a cut
+  // connection instead and retries). Errors: the fetch's failure. Runs on
+  // the caller's executor; hops to the fetch's strand internally.
+  net::awaitable<Result<std::uint64_t>> WaitFor(std::uint64_t bytes, std::uint64_t from = 0);
 
   // A descriptor of the staging file (valid after commit and abort too).
   Result<UniqueFd> OpenReader() const { return writer_->OpenReader(); }
@@ -53,7 +56,7 @@ class Fetch {
 
  private:
   friend class FetchCoordinator;
-  net::awaitable<Result<std::uint64_t>> WaitOnStrand(std::uint64_t bytes);
+  net::awaitable<Result<std::uint64_t>> WaitOnStrand(std::uint64_t bytes, std::uint64_t from);
   // Any thread: wake the waiters (the posted work keeps `fetch` alive).
   static void Progress(const std::shared_ptr<Fetch>& fetch);
   // Any thread: record the outcome and wake the waiters.

@@ -50,6 +50,7 @@ http::response_header<> FileHead(const FileAnswer& answer) {
 net::awaitable<void> SendFileBody(HubContext& hub, Exchange& exchange, http::response_header<> head,
                                   const RangeRequest& range, BlobBody body, CacheStatus cache) {
   head.set("X-Cache", CacheStatusHeader(cache));
+  exchange.set_cache(CacheStatusHeader(cache));
   const std::uint64_t sent = co_await SendBlob(exchange, std::move(head), range, std::move(body));
   hub.metrics.CountServed(cache, sent);
 }
@@ -109,6 +110,7 @@ net::awaitable<void> SendJsonError(Exchange& exchange, unsigned status, std::str
     response.set("X-Error-Message", line);
   }
   response.set("X-Cache", CacheStatusHeader(cache));
+  exchange.set_cache(CacheStatusHeader(cache));
   response.set(http::field::content_type, "application/json");
   response.set(http::field::access_control_expose_headers, kExposeHeaders);
   response.body() = nlohmann::json{{"error", message}}.dump();
@@ -145,6 +147,7 @@ net::awaitable<void> ServeFile(HubContext& hub, Exchange& exchange, FileRef ref)
       auto blob = hub.store.index().GetBlob(digest);
       const bool present = blob && blob->has_value();
       head.set("X-Cache", CacheStatusHeader(present ? cached : CacheStatus::kMiss));
+      exchange.set_cache(CacheStatusHeader(present ? cached : CacheStatus::kMiss));
       head.result(http::status::ok);
       head.set(http::field::content_length, std::to_string(size));
       co_await exchange.SendHead(head);

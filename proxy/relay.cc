@@ -25,6 +25,7 @@ net::awaitable<Result<void>> RelaySink::OnHead(const ResponseHead& upstream) {
   static_cast<http::fields&>(head) = ShapeRelayedHeaders(upstream.fields, from_base_, to_base_);
   head.result(upstream.status);
   head.set("X-Cache", CacheStatusHeader(cache_));
+  exchange_.set_cache(CacheStatusHeader(cache_));
   status_ = upstream.status;
   const std::string length = upstream.Header("content-length");
   const bool bodyless = exchange_.is_head() || status_ == 204 || status_ == 304 ||

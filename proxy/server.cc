@@ -234,6 +234,7 @@ net::awaitable<void> Server::Session(std::shared_ptr<Connection> connection) {
                {"path", LoggedPath(ToStd(request.target()))},
                {"status", exchange.status()},
                {"bytes", exchange.body_bytes()},
+               {"cache", exchange.cache().empty() ? "-" : exchange.cache()},
                {"ms", Clock::now() - start}});
     if (failed || !exchange.answered() || !exchange.keep_alive() || stopping_) break;
   }

@@ -368,6 +368,14 @@ Result<void> BlobWriter::WriteAt(std::uint64_t offset, std::span<const std::uint
   return AdvanceHash(offset, data, pieces);
 }
 
+std::uint64_t BlobWriter::WrittenFrom(std::uint64_t offset) const {
+  std::lock_guard lock(mu_);
+  auto it = written_.upper_bound(offset);
+  if (it == written_.begin()) return offset;
+  --it;
+  return it->first <= offset && offset < it->second ? it->second : offset;
+}
+
 Result<void> BlobWriter::AdvanceHash(std::uint64_t offset, std::span<const std::uint8_t> data,
                                      const Pieces& mine) {
   std::unique_lock lock(mu_);

@@ -174,6 +174,10 @@ class BlobWriter {
 
   // Bytes from offset 0 that are on disk (readable through OpenReader()).
   std::uint64_t contiguous_bytes() const { return contiguous_.load(); }
+  // The end of the run of on-disk bytes that contains `offset`, or `offset`
+  // when that byte is not on disk yet. Ranged downloads fill the file out of
+  // order: a reader far ahead need not wait for the prefix.
+  std::uint64_t WrittenFrom(std::uint64_t offset) const;
   std::uint64_t expected_size() const { return expected_size_; }
   const Digest& digest() const { return digest_; }
   State state() const { return state_.load(); }

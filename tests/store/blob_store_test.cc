@@ -223,6 +223,24 @@ TEST_F(BlobStoreTest, ReaderFollowsAGrowingFileAcrossCommit) {
   EXPECT_EQ(ReadAll(reader->get()), content);
 }
 
+TEST_F(BlobStoreTest, WrittenFromReportsRunsAheadOfTheContiguousPrefix) {
+  const std::string content = Content(400, 13);
+  auto writer = store_->BeginWrite(HashBytes(DigestKind::kSha256, content), content.size());
+  ASSERT_TRUE(writer);
+  ASSERT_TRUE((*writer)->WriteAt(0, AsBytes(content, 0, 100)));
+  ASSERT_TRUE((*writer)->WriteAt(200, AsBytes(content, 200, 100)));
+  EXPECT_EQ((*writer)->contiguous_bytes(), 100u);
+  EXPECT_EQ((*writer)->WrittenFrom(0), 100u);
+  EXPECT_EQ((*writer)->WrittenFrom(50), 100u);
+  EXPECT_EQ((*writer)->WrittenFrom(100), 100u);  // not on disk yet
+  EXPECT_EQ((*writer)->WrittenFrom(150), 150u);
+  EXPECT_EQ((*writer)->WrittenFrom(200), 300u);
+  EXPECT_EQ((*writer)->WrittenFrom(299), 300u);
+  EXPECT_EQ((*writer)->WrittenFrom(300), 300u);
+  ASSERT_TRUE((*writer)->WriteAt(100, AsBytes(content, 100, 100)));
+  EXPECT_EQ((*writer)->WrittenFrom(0), 300u);
+}
+
 TEST_F(BlobStoreTest, ReaderOpenedAfterCommitReadsTheCommittedBlob) {
   // A request that joined a download just as it finished (found by
   // huggingface.js's probe-then-GET against the proxy).
