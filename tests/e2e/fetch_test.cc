@@ -128,5 +128,22 @@ TEST_F(FetchTest, RangeOnAMissIsServedFromTheGrowingDownload) {
   EXPECT_EQ(r.Header("x-cache"), "MISS");
 }
 
+TEST_F(FetchTest, RangeAheadIsServedFromItsOwnChunkBeforeThePrefixArrives) {
+  // 8 parallel chunks of 8 MiB at 5 MB/s each: chunk 7 starts at once but
+  // the prefix before it takes over a second.
+  StartHubcache({"--set", "upstream.connections=8", "--set", "upstream.chunk_bytes=8MiB"});
+  hub().SetBandwidth(5'000'000, 0);
+  const std::uint64_t at = 7 * (8u << 20) + 1000;
+  const auto start = std::chrono::steady_clock::now();
+  auto r = Get("/org/big/resolve/main/model.safetensors",
+               {{"Range", "bytes=" + std::to_string(at) + "-" + std::to_string(at + 99)}});
+  EXPECT_EQ(r.status, 206);
+  EXPECT_EQ(r.body, hub().FileContent("model", "org/big", "main", "model.safetensors", at, 100));
+  // The 8 MiB before it need 1.7 s at this rate.
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(1200));
+  // Answered while the download still runs.
+  EXPECT_NE(Get("/metrics").body.find("hubcache_fetches_in_flight 1"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace hubcache::testing
