@@ -101,6 +101,33 @@ TEST_F(AccessTest, CachedRestrictedFilesAreServedOnlyToAuthorizedTokens) {
   }
 }
 
+TEST_F(AccessTest, TheClientsTokenReachesTheHubForEveryRouteAndNeverTheCdn) {
+  StartHubcache();
+  const Headers token = Bearer("hf_owner");
+  const std::string commit = Commit("org/private");
+  ASSERT_EQ(Head("/org/private/resolve/main/model.safetensors", token).status, 200);
+  ASSERT_EQ(Get("/org/private/resolve/main/model.safetensors", token).status, 200);
+  ASSERT_EQ(Get("/api/models/org/private/tree/" + commit, token).status, 200);
+  ASSERT_EQ(Get("/api/models/org/private/revision/main", token).status, 200);
+  ASSERT_EQ(Request("POST", "/api/models/org/private/paths-info/" + commit,
+                    {{"Authorization", "Bearer hf_owner"}, {"Content-Type", "application/json"}},
+                    R"({"paths":["config.json"]})")
+                .status,
+            200);
+  std::size_t hub_requests = 0, cdn_requests = 0;
+  for (const auto& entry : hub().Log()) {
+    if (entry.listener == "cdn") {
+      ++cdn_requests;
+      EXPECT_FALSE(entry.had_authorization) << entry.target;
+    } else {
+      ++hub_requests;
+      EXPECT_TRUE(entry.had_authorization) << entry.method << " " << entry.target;
+    }
+  }
+  EXPECT_GE(hub_requests, 4u);
+  EXPECT_GE(cdn_requests, 1u);
+}
+
 TEST_F(AccessTest, OfflineServesPublicContentAndRestrictedOnlyToUnexpiredGrants) {
   StartHubcache();
   const std::string model = "/org/model/resolve/main/config.json";

@@ -62,6 +62,15 @@ TEST_F(ApiTest, TreeListingFollowsEveryPageThroughHubcacheWithoutXetHash) {
   EXPECT_TRUE(paths.count("data/part-01199.txt"));
 }
 
+TEST_F(ApiTest, PaginationLinksUseTheConfiguredPublicUrl) {
+  StartHubcache({"--set", "server.public_url=http://cache.example:9000/hf"});
+  const std::string commit = Commit("org/data", "main", "dataset");
+  auto r = Get("/api/datasets/org/data/tree/" + commit + "?recursive=true", WithHost());
+  ASSERT_EQ(r.status, 200);
+  EXPECT_TRUE(r.Header("link").starts_with("<http://cache.example:9000/hf/api/datasets/org/data/tree/"))
+      << r.Header("link");
+}
+
 TEST_F(ApiTest, TreeAtACommitIsServedFromTheCacheOnceTheRepoIsKnownPublic) {
   const std::string commit = Commit("org/model");
   ASSERT_EQ(Head("/org/model/resolve/" + commit + "/config.json").status, 200);
