@@ -27,9 +27,9 @@
 namespace hubcache::proxy {
 
 struct BlobBody {
-  UniqueFd fd;                   // readable from offset 0
-  std::uint64_t size = 0;        // the blob's full size
-  std::shared_ptr<Fetch> fetch;  // null: every byte is on disk already
+  UniqueFd fd = {};                   // readable from offset 0
+  std::uint64_t size = 0;             // the blob's full size
+  std::shared_ptr<Fetch> fetch = {};  // null: every byte is on disk already
 };
 
 // Answers `exchange` (HEAD: the head only). Returns the body bytes sent.

@@ -233,7 +233,9 @@ net::awaitable<FileAnswer> FileResolver::Resolve(FileRef ref, Secret token,
   if (status == 404 && head.Header("x-error-code") == "EntryNotFound" && IsCommitHash(commit)) {
     answer.commit = commit;
     auto written = co_await core::Offload(blocking_, [&] {
-      return index_.PutFile(ref.repo, commit, ref.path, {.exists = false});
+      const store::FileRecord missing{
+          .exists = false, .lfs = false, .digest = std::nullopt, .size = 0};
+      return index_.PutFile(ref.repo, commit, ref.path, missing);
     });
     if (!written) {
       log::Warn(kModule, "index_write_failed",

@@ -119,6 +119,28 @@ TEST_F(FetchTest, UpstreamErrorBurstsAndStallsAreRetried) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, seconds(10));
 }
 
+TEST_F(FetchTest, ABlobTheStoreHasNoRoomForIsServedStraightThroughUncached) {
+  StartHubcache({"--set", "store.max_bytes=1MiB"});
+  const std::string sha = Sha("org/model", "model.safetensors");
+  auto r = StreamGet(port(), kWeights);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_TRUE(r.complete);
+  EXPECT_EQ(r.sha256, sha);
+  EXPECT_EQ(r.Header("x-cache"), "MISS");
+  auto ranged = Get(kWeights, {{"Range", "bytes=10-19"}});
+  EXPECT_EQ(ranged.status, 206);
+  EXPECT_EQ(ranged.body, Content("org/model", "model.safetensors").substr(10, 10));
+  auto metrics = Get("/metrics").body;
+  EXPECT_NE(metrics.find("hubcache_store_blobs 0"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("hubcache_served_bytes_total{cache=\"PASS\"} " +
+                         std::to_string(r.body_bytes + 10)),
+            std::string::npos)
+      << metrics;
+  // Small files still fit and are cached.
+  ASSERT_EQ(Get("/org/model/resolve/main/config.json").status, 200);
+  EXPECT_EQ(Get("/org/model/resolve/main/config.json").Header("x-cache"), "HIT");
+}
+
 TEST_F(FetchTest, RangeOnAMissIsServedFromTheGrowingDownload) {
   StartHubcache();
   const std::string expected = Content("org/model", "model.safetensors");

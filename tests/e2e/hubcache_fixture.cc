@@ -12,7 +12,9 @@ fakehub::FakeHub* HubcacheTest::hub_ = nullptr;
 
 void HubcacheTest::SetUpTestSuite() {
   // Xet hints on: hubcache must strip them all.
-  hub_ = fakehub::FakeHub::Start({.xet = true}).release();
+  fakehub::Options options;
+  options.xet = true;
+  hub_ = fakehub::FakeHub::Start(std::move(options)).release();
 }
 
 void HubcacheTest::TearDownTestSuite() {
