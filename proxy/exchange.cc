@@ -40,7 +40,7 @@ net::awaitable<ErrorCode> Exchange::Send(StringResponse response) {
 }
 
 net::awaitable<ErrorCode> Exchange::SendHead(http::response_header<>& head) {
-  http::response<http::empty_body> message(head);
+  http::response<http::empty_body> message(std::move(head));
   message.version(request_.version());
   keep_alive_ = keep_alive();
   message.keep_alive(keep_alive_);

@@ -63,7 +63,7 @@ class Exchange {
   // For handlers that stream a body themselves: writes `head` with version
   // and keep-alive set as Send() does (the handler sets Content-Length or
   // chunked framing), then the handler writes the body to stream() and calls
-  // MarkAnswered(). Returns the write error, if any.
+  // MarkAnswered(). `head` is moved from. Returns the write error, if any.
   net::awaitable<ErrorCode> SendHead(http::response_header<>& head);
 
   // Ends the connection in an orderly way (FIN, never RST) after a body that
