@@ -162,7 +162,12 @@ int Main(int argc, char** argv) {
   if (serve->parsed()) {
     auto loaded = LoadOrReport(serve_flags);
     if (!loaded) return kExitUsage;
-    return Run(*loaded);
+    Reloader reload = [&serve_flags]() -> tl::expected<config::Loaded, std::string> {
+      auto sources = ToSources(serve_flags);
+      if (!sources) return tl::unexpected(sources.error());
+      return config::Load(*sources);
+    };
+    return Run(*loaded, std::move(reload));
   }
   if (verify->parsed()) {
     auto loaded = LoadOrReport(verify_flags);

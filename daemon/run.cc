@@ -13,6 +13,8 @@
 #include "core/errc.h"
 #include "core/log.h"
 #include "daemon/cli.h"
+#include "daemon/notify.h"
+#include "daemon/reload.h"
 #include "daemon/version.h"
 #include "proxy/access.h"
 #include "proxy/fetch.h"
@@ -56,7 +58,7 @@ std::string JoinEndpoints(const std::vector<net::ip::tcp::endpoint>& endpoints) 
 
 }  // namespace
 
-int Run(const config::Loaded& loaded) {
+int Run(const config::Loaded& loaded, Reloader reload) {
   const config::Config& config = loaded.config;
   log::Configure(config.log);
   // A client that disconnects mid-write must surface as EPIPE, not kill us.
@@ -137,6 +139,53 @@ int Run(const config::Loaded& loaded) {
                                                        server.error().message()));
   }
 
+  // SIGHUP: reload what can change at run time, report the rest.
+  config::Loaded running = loaded;
+  net::signal_set hangup(ioc, SIGHUP);
+  std::function<void(ErrorCode, int)> on_hangup = [&](ErrorCode ec, int) {
+    if (ec) return;
+    Notify("RELOADING=1");
+    auto next = reload ? reload() : tl::expected<config::Loaded, std::string>(running);
+    if (!next) {
+      log::Warn(kModule, "reload_failed", {{"error", next.error()}});
+    } else {
+      const ReloadPlan plan = PlanReload(running, *next);
+      log::Configure(next->config.log);
+      access.SetOptions(next->config.access);
+      files.SetCacheOptions(next->config.cache);
+      running.config.log = next->config.log;
+      running.config.access = next->config.access;
+      running.config.cache = next->config.cache;
+      auto join = [](const std::vector<std::string>& keys) {
+        std::string out;
+        for (const auto& k : keys) out += (out.empty() ? "" : ",") + k;
+        return out.empty() ? std::string("none") : out;
+      };
+      log::Info(kModule, "config_reloaded",
+                {{"applied", join(plan.applied)}, {"restart_needed", join(plan.restart_needed)}});
+      if (!plan.restart_needed.empty()) {
+        log::Warn(kModule, "restart_needed",
+                  {{"keys", join(plan.restart_needed)},
+                   {"reason", "these settings take effect when hubcache restarts"}});
+      }
+    }
+    Notify("READY=1");
+    hangup.async_wait(on_hangup);
+  };
+  hangup.async_wait(on_hangup);
+
+  // The systemd watchdog, fed from the event loop so that a stuck loop is
+  // noticed.
+  net::steady_timer watchdog(ioc);
+  const auto watchdog_interval = WatchdogInterval();
+  std::function<void(ErrorCode)> feed_watchdog = [&](ErrorCode ec) {
+    if (ec) return;
+    Notify("WATCHDOG=1");
+    watchdog.expires_after(*watchdog_interval / 2);
+    watchdog.async_wait(feed_watchdog);
+  };
+  if (watchdog_interval) feed_watchdog({});
+
   // 5. Signals: the first SIGTERM/SIGINT drains, a second one stops at once.
   net::signal_set signals(ioc, SIGINT, SIGTERM);
   int signals_seen = 0;
@@ -148,12 +197,15 @@ int Run(const config::Loaded& loaded) {
       return;
     }
     router.SetReady(false);  // load balancers stop sending new clients
+    Notify("STOPPING=1");
     log::Info(kModule, "shutdown_started",
               {{"signal", signo}, {"open_connections", (*server)->connection_count()},
                {"deadline_ms", config.server.shutdown_timeout}});
-    (*server)->Shutdown(config.server.shutdown_timeout, [&signals, &ioc] {
+    (*server)->Shutdown(config.server.shutdown_timeout, [&signals, &hangup, &watchdog, &ioc] {
       ErrorCode ignored;
       signals.cancel(ignored);
+      hangup.cancel(ignored);
+      watchdog.cancel();
       ioc.stop();
     });
     signals.async_wait(on_signal);
@@ -162,6 +214,7 @@ int Run(const config::Loaded& loaded) {
 
   (*server)->Start();
   router.SetReady(true);
+  Notify("READY=1\nSTATUS=serving on " + JoinEndpoints((*server)->endpoints()));
   log::Info(kModule, "hubcache_started",
             {{"version", Version()},
              {"listen", JoinEndpoints((*server)->endpoints())},

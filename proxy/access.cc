@@ -13,7 +13,15 @@ std::int64_t Seconds(Duration d) {
 
 AccessPolicy::AccessPolicy(store::Index& index, store::TokenHmac hmac, AccessOptions options,
                            Clock now)
-    : index_(index), hmac_(hmac), options_(options), now_(std::move(now)) {}
+    : index_(index), hmac_(hmac), now_(std::move(now)) {
+  SetOptions(options);
+}
+
+void AccessPolicy::SetOptions(const AccessOptions& options) {
+  public_ttl_s_.store(Seconds(options.public_ttl));
+  grant_ttl_s_.store(Seconds(options.grant_ttl));
+  offline_grant_ttl_s_.store(Seconds(options.offline_grant_ttl));
+}
 
 std::int64_t AccessPolicy::Now() const {
   if (now_) return now_();
@@ -26,13 +34,13 @@ bool AccessPolicy::Allows(const store::RepoId& repo, const Secret& token, bool o
   const std::int64_t now = Now();
   auto access = index_.GetAccess(repo);
   if (access && *access && (*access)->visibility == store::Visibility::kPublic &&
-      (offline || now - (*access)->checked_at < Seconds(options_.public_ttl))) {
+      (offline || now - (*access)->checked_at < public_ttl_s_.load())) {
     return true;
   }
   if (token.empty()) return false;
   auto grant = index_.GetGrant(hmac_.Of(token), repo);
   if (!grant || !*grant) return false;
-  const std::int64_t expires = **grant + (offline ? Seconds(options_.offline_grant_ttl) : 0);
+  const std::int64_t expires = **grant + (offline ? offline_grant_ttl_s_.load() : 0);
   return now < expires;
 }
 
@@ -40,7 +48,7 @@ Result<void> AccessPolicy::RecordSuccess(const store::RepoId& repo, const Secret
   if (token.empty()) {
     return index_.PutAccess(repo, {.visibility = store::Visibility::kPublic, .checked_at = Now()});
   }
-  return index_.PutGrant(hmac_.Of(token), repo, Now() + Seconds(options_.grant_ttl));
+  return index_.PutGrant(hmac_.Of(token), repo, Now() + grant_ttl_s_.load());
 }
 
 Result<void> AccessPolicy::RecordAnonymousRefusal(const store::RepoId& repo) {

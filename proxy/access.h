@@ -19,6 +19,7 @@
 // Thread safety: all methods are thread-safe.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 
@@ -42,6 +43,9 @@ class AccessPolicy {
   // The Hub answered a file request for `repo` made with `token` with
   // success: anonymous marks the repo public, a token gets a grant.
   Result<void> RecordSuccess(const store::RepoId& repo, const Secret& token);
+  // New TTLs (SIGHUP reload); takes effect for the next check.
+  void SetOptions(const AccessOptions& options);
+
   // The Hub refused an anonymous request: the repo is restricted from now on
   // (a cached public fact stops applying at once).
   Result<void> RecordAnonymousRefusal(const store::RepoId& repo);
@@ -51,8 +55,11 @@ class AccessPolicy {
 
   store::Index& index_;
   const store::TokenHmac hmac_;
-  const AccessOptions options_;
   const Clock now_;
+  // The TTLs of AccessOptions in seconds, replaced by SetOptions().
+  std::atomic<std::int64_t> public_ttl_s_;
+  std::atomic<std::int64_t> grant_ttl_s_;
+  std::atomic<std::int64_t> offline_grant_ttl_s_;
 };
 
 }  // namespace hubcache::proxy

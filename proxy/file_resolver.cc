@@ -75,8 +75,13 @@ FileResolver::FileResolver(HubClient& client, store::Index& index, AccessPolicy&
       metrics_(metrics),
       blocking_(std::move(blocking)),
       upstream_url_(std::move(upstream_url)),
-      offline_(offline),
-      cache_(cache) {}
+      offline_(offline) {
+  SetCacheOptions(cache);
+}
+
+void FileResolver::SetCacheOptions(const CacheOptions& cache) {
+  ref_ttl_s_.store(std::chrono::duration_cast<std::chrono::seconds>(cache.ref_ttl).count());
+}
 
 bool FileResolver::offline() const {
   return offline_ || NowMs() < unreachable_until_ms_.load();
@@ -104,8 +109,7 @@ FileResolver::Cached FileResolver::FromCache(const FileRef& ref, const Secret& t
   if (IsCommitHash(ref.revision)) {
     cached.commit = ref.revision;
   } else if (auto r = index_.GetRef(ref.repo, ref.revision); r && *r) {
-    const std::int64_t ttl =
-        std::chrono::duration_cast<std::chrono::seconds>(cache_.ref_ttl).count();
+    const std::int64_t ttl = ref_ttl_s_.load();
     const bool fresh = NowSeconds() - (*r)->fetched_at < ttl;
     if (fresh || offline) {
       cached.commit = (*r)->commit;

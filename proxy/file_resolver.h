@@ -66,6 +66,9 @@ class FileResolver {
   // needed even when everything else is known (online only).
   net::awaitable<FileAnswer> Resolve(FileRef ref, Secret token, bool need_download_url);
 
+  // A new cache.ref_ttl (SIGHUP reload); takes effect for the next request.
+  void SetCacheOptions(const CacheOptions& cache);
+
   // True while requests are answered without asking the Hub.
   bool offline() const;
 
@@ -86,7 +89,7 @@ class FileResolver {
   net::any_io_executor blocking_;
   const std::string upstream_url_;
   const bool offline_;
-  const CacheOptions cache_;
+  std::atomic<std::int64_t> ref_ttl_s_;  // cache.ref_ttl
   std::atomic<std::int64_t> unreachable_until_ms_{0};
 };
 

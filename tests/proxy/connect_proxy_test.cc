@@ -14,6 +14,7 @@
 #include "proxy/resolve.h"
 #include "proxy/server.h"
 #include "tests/fakehub/fake_hub.h"
+#include "tests/proxy/server_util.h"
 #include "tests/support/run_async.h"
 #include "tests/support/subprocess.h"
 
@@ -64,6 +65,7 @@ class ConnectProxyTest : public ::testing::Test {
       proxy_->Signal(SIGTERM);
       proxy_->Wait(std::chrono::seconds(5));
     }
+    if (server_) StopServerGracefully(*server_);
     ioc_.stop();
     thread_.join();
     server_.reset();

@@ -9,6 +9,7 @@
 #include "proxy/errc.h"
 #include "proxy/exchange.h"
 #include "proxy/server.h"
+#include "tests/proxy/server_util.h"
 #include "tests/support/run_async.h"
 
 namespace hubcache::proxy {
@@ -142,6 +143,9 @@ class RangedDownloadTest : public ::testing::Test {
   }
   void TearDown() override {
     client_.reset();
+    // End every session first: a session still answering when the loop stops
+    // would be destroyed with the io_context, after the server it refers to.
+    StopServerGracefully(*server_);
     ioc_.stop();
     for (auto& t : threads_) t.join();
     server_.reset();
