@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 
 #include "config/config.h"
+#include "config/units.h"
 #include "daemon/run.h"
 #include "daemon/verify.h"
 #include "daemon/version.h"
@@ -145,6 +146,15 @@ int Main(int argc, char** argv) {
                    "Fix what was found: drop corrupt or missing blobs (they are fetched again), "
                    "adopt or remove orphans");
 
+  ConfigFlags gc_flags;
+  std::string gc_to;
+  CLI::App* gc = app.add_subcommand(
+      "gc",
+      "Evict least-recently-used unpinned blobs down to SIZE, or to the configured limits; the "
+      "daemon must not be running");
+  AddStoreFlags(*gc, gc_flags);
+  gc->add_option("--to", gc_to, "Target size of the cache, e.g. 500GiB or 0")->type_name("SIZE");
+
   CLI::App* version = app.add_subcommand("version", "Print the version");
 
   try {
@@ -168,6 +178,20 @@ int Main(int argc, char** argv) {
       return config::Load(*sources);
     };
     return Run(*loaded, std::move(reload));
+  }
+  if (gc->parsed()) {
+    auto loaded = LoadOrReport(gc_flags);
+    if (!loaded) return kExitUsage;
+    std::optional<std::uint64_t> to;
+    if (!gc_to.empty()) {
+      to = config::ParseSize(gc_to);
+      if (!to) {
+        std::fprintf(stderr, "hubcache: --to %s: expected a size such as 500GiB, 20G or 0\n",
+                     gc_to.c_str());
+        return kExitUsage;
+      }
+    }
+    return Gc(*loaded, to);
   }
   if (verify->parsed()) {
     auto loaded = LoadOrReport(verify_flags);

@@ -305,5 +305,64 @@ TEST_F(CliTest, VerifyRefusesWhileTheDaemonRuns) {
   EXPECT_EQ(serve->Wait(seconds(10)), kExitOk);
 }
 
+TEST_F(CliTest, GcEvictsOldestUnpinnedBlobsAndRefusesWhileTheDaemonRuns) {
+  const fs::path cache = dir_ / "cache";
+  std::vector<store::Digest> digests;
+  {
+    store::Options options;
+    options.cache_dir = cache.string();
+    auto blobs = store::BlobStore::Open(options);
+    ASSERT_TRUE(blobs);
+    for (int i = 0; i < 3; ++i) {
+      const std::string text(1000, static_cast<char>('a' + i));
+      digests.push_back(store::HashBytes(store::DigestKind::kSha256, text));
+      auto writer = (*blobs)->BeginWrite(digests.back(), text.size());
+      ASSERT_TRUE(writer);
+      ASSERT_TRUE((*writer)->WriteAt(
+          0, {reinterpret_cast<const std::uint8_t*>(text.data()), text.size()}));
+      ASSERT_TRUE((*writer)->Commit());
+    }
+    ASSERT_TRUE((*blobs)->index().Pin("model/org/keep@main", {digests[0]}));
+    ASSERT_TRUE((*blobs)->index().Flush());
+  }
+  auto bad = Hubcache({"gc", "--cache-dir", cache.string(), "--to", "lots"});
+  EXPECT_EQ(bad.exit_code, kExitUsage);
+  EXPECT_NE(bad.err.find("--to lots"), std::string::npos) << bad.err;
+
+  // Down to 2000 bytes: one unpinned blob goes, the pinned one stays.
+  auto some = Hubcache({"gc", "--cache-dir", cache.string(), "--to", "2000"});
+  EXPECT_EQ(some.exit_code, kExitOk) << some.err;
+  EXPECT_NE(some.out.find("evicted 1 blobs (1000 bytes)"), std::string::npos) << some.out;
+  {
+    store::Options options;
+    options.cache_dir = cache.string();
+    auto blobs = store::BlobStore::Open(options);
+    ASSERT_TRUE(blobs);
+    EXPECT_TRUE((*blobs)->index().GetBlob(digests[0])->has_value());  // pinned
+    EXPECT_EQ(*(*blobs)->index().BlobCount(), 2u);
+  }
+  // To zero: everything but the pinned blob.
+  auto all = Hubcache({"gc", "--cache-dir", cache.string(), "--to", "0"});
+  EXPECT_EQ(all.exit_code, kExitOk) << all.err;
+  EXPECT_NE(all.out.find("holds 1000 bytes in 1 blobs"), std::string::npos) << all.out;
+  {
+    store::Options options;
+    options.cache_dir = cache.string();
+    auto blobs = store::BlobStore::Open(options);
+    ASSERT_TRUE(blobs);
+    EXPECT_TRUE((*blobs)->Lookup(digests[0]));
+    EXPECT_FALSE((*blobs)->Lookup(digests[1]));
+    EXPECT_FALSE((*blobs)->Lookup(digests[2]));
+  }
+
+  auto serve = StartServe();
+  ASSERT_TRUE(serve->WaitForStderr("hubcache_started", seconds(20))) << serve->err();
+  auto refused = Hubcache({"gc", "--cache-dir", cache.string()});
+  EXPECT_EQ(refused.exit_code, kExitFailure);
+  EXPECT_NE(refused.err.find("before running gc"), std::string::npos) << refused.err;
+  serve->Signal(SIGTERM);
+  EXPECT_EQ(serve->Wait(seconds(10)), kExitOk);
+}
+
 }  // namespace
 }  // namespace hubcache
