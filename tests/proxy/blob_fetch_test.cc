@@ -11,6 +11,7 @@
 #include "store/errc.h"
 #include "store/fsck.h"
 #include "tests/fakehub/fake_hub.h"
+#include "tests/proxy/upstream_store_fixture.h"
 #include "tests/support/bytes.h"
 #include "tests/support/run_async.h"
 
@@ -21,33 +22,9 @@ namespace fs = std::filesystem;
 using std::chrono::milliseconds;
 using testing::RunAsync;
 
-class BlobFetchTest : public ::testing::Test {
+class BlobFetchTest : public UpstreamStoreTest {
  protected:
-  void SetUp() override {
-    hub_ = fakehub::FakeHub::Start({});
-    root_ = fs::temp_directory_path() / ("hubcache-blobfetch-" + std::to_string(::getpid()) + "-" +
-                                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(root_);
-    store::Options options;
-    options.cache_dir = root_.string();
-    options.min_free_percent = 0;
-    auto store = store::BlobStore::Open(options);
-    ASSERT_TRUE(store);
-    store_ = std::move(*store);
-    UpstreamOptions upstream;
-    upstream.url = hub_->url();
-    upstream.max_retries = 3;
-    auto client = HubClient::Create(upstream, {}, RetryPolicy{milliseconds(5), milliseconds(50)});
-    ASSERT_TRUE(client);
-    client_ = std::move(*client);
-    commit_ = hub_->Commit("model", "org/model", "main");
-  }
-  void TearDown() override {
-    client_.reset();
-    pool_.join();
-    store_.reset();
-    fs::remove_all(root_);
-  }
+  void SetUp() override { StartUpstreamAndStore(3, milliseconds(50)); }
 
   // Resolves `path` at main and fetches it into the store.
   Result<store::Digest> Fetch(const std::string& path) {
@@ -66,13 +43,6 @@ class BlobFetchTest : public ::testing::Test {
     return *digest;
   }
 
-  std::unique_ptr<fakehub::FakeHub> hub_;
-  fs::path root_;
-  std::unique_ptr<store::BlobStore> store_;
-  net::io_context ioc_;
-  net::thread_pool pool_{2};
-  std::unique_ptr<HubClient> client_;
-  std::string commit_;
 };
 
 TEST_F(BlobFetchTest, LfsAndRegularFilesLandVerified) {

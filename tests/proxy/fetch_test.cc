@@ -11,6 +11,7 @@
 #include "proxy/resolve.h"
 #include "store/errc.h"
 #include "tests/fakehub/fake_hub.h"
+#include "tests/proxy/upstream_store_fixture.h"
 #include "tests/support/bytes.h"
 #include "tests/support/run_async.h"
 
@@ -21,25 +22,14 @@ namespace fs = std::filesystem;
 using std::chrono::milliseconds;
 using testing::RunAsync;
 
-class FetchTest : public ::testing::Test {
+class FetchTest : public UpstreamStoreTest {
  protected:
   void SetUp() override {
-    hub_ = fakehub::FakeHub::Start({});
-    root_ = fs::temp_directory_path() / ("hubcache-fetch-" + std::to_string(::getpid()) + "-" +
-                                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(root_);
-    store::Options options;
-    options.cache_dir = root_.string();
-    options.min_free_percent = 0;
-    store_ = std::move(*store::BlobStore::Open(options));
-    UpstreamOptions upstream;
-    upstream.url = hub_->url();
-    upstream.max_retries = 2;
-    client_ = std::move(*HubClient::Create(upstream, {}, RetryPolicy{milliseconds(5), milliseconds(20)}));
+    StartUpstreamAndStore(2, milliseconds(20));
+    if (HasFatalFailure()) return;
     coordinator_ = std::make_unique<FetchCoordinator>(*client_, *store_, ioc_.get_executor(),
                                                       pool_.get_executor(),
                                                       RangedOptions{.connections = 4, .chunk_bytes = 1 << 20});
-    commit_ = hub_->Commit("model", "org/model", "main");
     resolve_url_ = hub_->url() + "/org/model/resolve/main/model.safetensors";
     file_ = *RunAsync(ioc_, ResolveFile(*client_, resolve_url_, Secret()));
     digest_ = *store::Digest::ParseHex(file_.etag);
@@ -47,10 +37,7 @@ class FetchTest : public ::testing::Test {
   }
   void TearDown() override {
     coordinator_.reset();
-    client_.reset();
-    pool_.join();
-    store_.reset();
-    fs::remove_all(root_);
+    UpstreamStoreTest::TearDown();
   }
 
   // One client: join, wait for everything, read it back.
@@ -66,14 +53,7 @@ class FetchTest : public ::testing::Test {
     co_return testing::ReadAll(fd->get());
   }
 
-  std::unique_ptr<fakehub::FakeHub> hub_;
-  fs::path root_;
-  std::unique_ptr<store::BlobStore> store_;
-  net::io_context ioc_;
-  net::thread_pool pool_{2};
-  std::unique_ptr<HubClient> client_;
   std::unique_ptr<FetchCoordinator> coordinator_;
-  std::string commit_;
   std::string resolve_url_;
   ResolvedFile file_;
   store::Digest digest_ = store::HashBytes(store::DigestKind::kSha256, "");
