@@ -171,9 +171,18 @@ TEST_F(ApiTest, UnknownReadsPassThroughAndRedirectsAreFollowedInside) {
 }
 
 TEST_F(ApiTest, MetricsCountRequestsBytesAndTheStore) {
-  ASSERT_EQ(Get("/org/model/resolve/main/config.json").status, 200);
-  ASSERT_EQ(Get("/org/model/resolve/main/config.json").status, 200);
-  auto m = Get("/metrics");
+  // One keep-alive connection: a request is counted once its answer is sent,
+  // before the connection reads the next one, so /metrics sees both.
+  auto conn = Connect();
+  ASSERT_TRUE(conn);
+  for (int i = 0; i < 2; ++i) {
+    auto r = conn->Request("GET", "/org/model/resolve/main/config.json");
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->status, 200);
+  }
+  auto metrics = conn->Request("GET", "/metrics");
+  ASSERT_TRUE(metrics);
+  const auto& m = *metrics;
   ASSERT_EQ(m.status, 200);
   EXPECT_NE(m.body.find("hubcache_requests_total{route=\"resolve\",status=\"200\"} 2"),
             std::string::npos)

@@ -121,19 +121,25 @@ TEST_F(FetchTest, UpstreamErrorBurstsAndStallsAreRetried) {
 
 TEST_F(FetchTest, ABlobTheStoreHasNoRoomForIsServedStraightThroughUncached) {
   StartHubcache({"--set", "store.max_bytes=1MiB"});
-  const std::string sha = Sha("org/model", "model.safetensors");
-  auto r = StreamGet(port(), kWeights);
-  EXPECT_EQ(r.status, 200);
-  EXPECT_TRUE(r.complete);
-  EXPECT_EQ(r.sha256, sha);
-  EXPECT_EQ(r.Header("x-cache"), "MISS");
-  auto ranged = Get(kWeights, {{"Range", "bytes=10-19"}});
-  EXPECT_EQ(ranged.status, 206);
-  EXPECT_EQ(ranged.body, Content("org/model", "model.safetensors").substr(10, 10));
-  auto metrics = Get("/metrics").body;
+  // One keep-alive connection: each answer is counted before the next request
+  // is read, so /metrics sees both.
+  auto conn = Connect();
+  ASSERT_TRUE(conn);
+  auto r = conn->Request("GET", kWeights);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, Content("org/model", "model.safetensors"));
+  EXPECT_EQ(r->Header("x-cache"), "MISS");
+  auto ranged = conn->Request("GET", kWeights, {{"Range", "bytes=10-19"}});
+  ASSERT_TRUE(ranged);
+  EXPECT_EQ(ranged->status, 206);
+  EXPECT_EQ(ranged->body, Content("org/model", "model.safetensors").substr(10, 10));
+  auto metrics_answer = conn->Request("GET", "/metrics");
+  ASSERT_TRUE(metrics_answer);
+  const std::string metrics = metrics_answer->body;
   EXPECT_NE(metrics.find("hubcache_store_blobs 0"), std::string::npos) << metrics;
   EXPECT_NE(metrics.find("hubcache_served_bytes_total{cache=\"PASS\"} " +
-                         std::to_string(r.body_bytes + 10)),
+                         std::to_string(r->body.size() + 10)),
             std::string::npos)
       << metrics;
   // Small files still fit and are cached.
