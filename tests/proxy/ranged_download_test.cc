@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <functional>
 #include <mutex>
 #include <thread>
 
@@ -34,6 +35,12 @@ std::string Object(std::size_t size) {
 class Cdn final : public Handler {
  public:
   explicit Cdn(std::string object) : object(std::move(object)) {}
+  // A Cdn lives on the test's stack: the server answering with it must end
+  // before it does (a session still answering the last request would touch it).
+  ~Cdn() override {
+    if (before_destroy) before_destroy();
+  }
+  std::function<void()> before_destroy;
 
   net::awaitable<void> Handle(Exchange& exchange) override {
     const std::string target(ToStd(exchange.request().target()));
@@ -127,6 +134,7 @@ class MemorySink final : public ChunkSink {
 class RangedDownloadTest : public ::testing::Test {
  protected:
   void Start(Cdn& cdn) {
+    cdn.before_destroy = [this] { StopServer(); };
     ServerOptions options;
     options.listen = {"127.0.0.1:0"};
     auto server = Server::Create(ioc_, options, cdn);
@@ -141,14 +149,20 @@ class RangedDownloadTest : public ::testing::Test {
     ASSERT_TRUE(client);
     client_ = std::move(*client);
   }
-  void TearDown() override {
-    client_.reset();
-    // End every session first: a session still answering when the loop stops
-    // would be destroyed with the io_context, after the server it refers to.
+  // Ends every session first (a session still answering when the loop stops
+  // would be destroyed with the io_context, after the server it refers to),
+  // then the loop. Idempotent.
+  void StopServer() {
+    if (!server_) return;
     StopServerGracefully(*server_);
     ioc_.stop();
     for (auto& t : threads_) t.join();
+    threads_.clear();
     server_.reset();
+  }
+  void TearDown() override {
+    client_.reset();
+    StopServer();
   }
   std::string Url(int sig) const {
     return "http://127.0.0.1:" + std::to_string(port_) + "/obj?sig=" + std::to_string(sig);
