@@ -7,6 +7,7 @@
 
 #include "config/config.h"
 #include "config/units.h"
+#include "daemon/ops.h"
 #include "daemon/run.h"
 #include "daemon/verify.h"
 #include "daemon/version.h"
@@ -109,6 +110,46 @@ std::optional<config::Loaded> LoadOrReport(const ConfigFlags& flags) {
   return std::move(*loaded);
 }
 
+// A REPO[@REV] argument with its --type; nullopt after printing why not.
+std::optional<store::RepoSpec> RepoArgument(const std::string& text, const std::string& type) {
+  std::optional<store::RepoType> parsed_type;
+  if (!type.empty()) {
+    parsed_type = store::ParseRepoType(type);
+    if (!parsed_type) {
+      std::fprintf(stderr, "hubcache: --type %s: expected model, dataset or space\n",
+                   type.c_str());
+      return std::nullopt;
+    }
+  }
+  auto spec = store::ParseRepoSpec(text, parsed_type);
+  if (!spec) {
+    std::fprintf(stderr, "hubcache: %s\n", spec.error().c_str());
+    return std::nullopt;
+  }
+  return *spec;
+}
+
+// A command on the store that names a repository: `ls`, `rm`, `pin`, `unpin`.
+struct RepoCommand {
+  CLI::App* app = nullptr;
+  ConfigFlags flags;
+  std::string repo;
+  std::string type;
+};
+
+void AddRepoCommand(CLI::App& parent, RepoCommand& command, const char* name,
+                    const char* description, bool repo_required) {
+  command.app = parent.add_subcommand(name, description);
+  AddStoreFlags(*command.app, command.flags);
+  auto* repo = command.app->add_option(
+      "repo", command.repo,
+      "Repository as in URLs: org/name, datasets/org/name or spaces/org/name, optionally "
+      "@REVISION");
+  if (repo_required) repo->required();
+  command.app->add_option("--type", command.type, "model, dataset or space (instead of a prefix)")
+      ->type_name("TYPE");
+}
+
 }  // namespace
 
 int Main(int argc, char** argv) {
@@ -155,6 +196,23 @@ int Main(int argc, char** argv) {
   AddStoreFlags(*gc, gc_flags);
   gc->add_option("--to", gc_to, "Target size of the cache, e.g. 500GiB or 0")->type_name("SIZE");
 
+  RepoCommand ls, rm, pin, unpin;
+  bool ls_json = false;
+  AddRepoCommand(app, ls, "ls",
+                 "List cached repos (revisions, files, bytes, last access), or one repo's files; "
+                 "works while a daemon runs",
+                 false);
+  ls.app->add_flag("--json", ls_json, "Print JSON for scripts");
+  AddRepoCommand(app, rm, "rm",
+                 "Forget REPO (or REPO@REV) and delete the blobs nothing else refers to; the "
+                 "daemon must not be running",
+                 true);
+  AddRepoCommand(app, pin, "pin",
+                 "Keep the files of REPO@REV (every cached commit of REPO without @REV) through "
+                 "eviction",
+                 true);
+  AddRepoCommand(app, unpin, "unpin", "Remove the pin of REPO@REV, or every pin of REPO", true);
+
   CLI::App* version = app.add_subcommand("version", "Print the version");
 
   try {
@@ -192,6 +250,20 @@ int Main(int argc, char** argv) {
       }
     }
     return Gc(*loaded, to);
+  }
+  for (RepoCommand* command : {&ls, &rm, &pin, &unpin}) {
+    if (!command->app->parsed()) continue;
+    auto loaded = LoadOrReport(command->flags);
+    if (!loaded) return kExitUsage;
+    std::optional<store::RepoSpec> spec;
+    if (!command->repo.empty() || command != &ls) {
+      spec = RepoArgument(command->repo, command->type);
+      if (!spec) return kExitUsage;
+    }
+    if (command == &ls) return Ls(*loaded, spec, ls_json);
+    if (command == &rm) return Rm(*loaded, *spec);
+    if (command == &pin) return Pin(*loaded, *spec);
+    return Unpin(*loaded, *spec);
   }
   if (verify->parsed()) {
     auto loaded = LoadOrReport(verify_flags);

@@ -288,13 +288,9 @@ Result<EvictReport> BlobStore::EvictWhile(const std::function<bool(std::uint64_t
     if (batch.empty()) break;
     for (const auto& [digest, size] : batch) {
       if (!more(report.bytes)) break;
-      // Index entry first: from then on no lookup finds it; readers that
-      // already hold its descriptor keep reading the unlinked inode.
-      auto deleted = index_->DeleteBlob(digest);
+      auto deleted = DeleteLocked(digest, size);
       if (!deleted) return Fail(deleted.error());
-      ::unlink(BlobPath(digest).c_str());
       if (!*deleted) continue;
-      used_ -= std::min(used_, size);
       report.blobs += 1;
       report.bytes += size;
       evictions_.fetch_add(1, std::memory_order_relaxed);
@@ -302,6 +298,25 @@ Result<EvictReport> BlobStore::EvictWhile(const std::function<bool(std::uint64_t
     }
   }
   return report;
+}
+
+Result<bool> BlobStore::DeleteLocked(const Digest& digest, std::uint64_t size) {
+  // Index entry first: from then on no lookup finds it; readers that already
+  // hold its descriptor keep reading the unlinked inode.
+  auto deleted = index_->DeleteBlob(digest);
+  if (!deleted) return Fail(deleted.error());
+  ::unlink(BlobPath(digest).c_str());
+  if (*deleted) used_ -= std::min(used_, size);
+  return *deleted;
+}
+
+Result<bool> BlobStore::Remove(const Digest& digest) {
+  std::lock_guard lock(space_mu_);
+  auto record = index_->GetBlob(digest);
+  if (!record) return Fail(record.error());
+  if (!*record) return false;
+  if ((*record)->pins > 0) return Fail(Errc::kBusy);
+  return DeleteLocked(digest, (*record)->size);
 }
 
 Result<Reservation> BlobStore::Reserve(std::uint64_t bytes) {

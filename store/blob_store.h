@@ -111,6 +111,10 @@ class BlobStore {
   // most `target_bytes` (`hubcache gc --to SIZE`).
   Result<EvictReport> EvictTo(std::uint64_t target_bytes);
 
+  // Deletes a committed blob (`hubcache rm`): index entry, then file. False
+  // if it was not there. Errors: Errc::kBusy if a pin holds it.
+  Result<bool> Remove(const Digest& digest);
+
   // Bytes of all committed blobs; bytes reserved by downloads in flight.
   std::uint64_t used_bytes() const;
   std::uint64_t reserved_bytes() const;
@@ -135,6 +139,9 @@ class BlobStore {
   // Bytes a new reservation of `bytes` would leave missing under the limits
   // (0: it fits). REQUIRES: space_mu_ held.
   std::uint64_t Shortfall(std::uint64_t bytes) const;
+  // Deletes `digest` (index, then file) and subtracts `size` from the used
+  // bytes if it was indexed. REQUIRES: space_mu_ held.
+  Result<bool> DeleteLocked(const Digest& digest, std::uint64_t size);
   // Evicts LRU candidates until `enough(evicted_bytes)`. REQUIRES: space_mu_.
   Result<EvictReport> EvictWhile(const std::function<bool(std::uint64_t)>& more);
 

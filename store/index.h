@@ -150,6 +150,12 @@ class Index {
       const RepoId& repo, std::string_view commit,
       const std::function<bool(std::string_view path, const FileRecord&)>& fn) const;
 
+  // Every file record of every repo and commit, in key order (grouped by
+  // repo, then commit), until `fn` returns false.
+  Result<void> ForEachFileRecord(
+      const std::function<bool(const RepoId&, std::string_view commit, std::string_view path,
+                               const FileRecord&)>& fn) const;
+
   // Refs: revision (branch, tag, refs/pr/N) → commit.
   Result<void> PutRef(const RepoId& repo, std::string_view revision, const RefRecord& record);
   Result<std::optional<RefRecord>> GetRef(const RepoId& repo, std::string_view revision) const;
@@ -167,6 +173,21 @@ class Index {
                       const DocRecord& record);
   Result<std::optional<DocRecord>> GetDoc(const RepoId& repo, std::string_view commit,
                                           std::string_view request) const;
+
+  // The API documents stored under (repo, revision), until `fn` returns false.
+  Result<void> ForEachDoc(
+      const RepoId& repo, std::string_view revision,
+      const std::function<bool(std::string_view request, const DocRecord&)>& fn) const;
+
+  // Removing what is known about a repo (`hubcache rm`). Each returns once
+  // durable, with the number of entries removed.
+  Result<std::uint64_t> DeleteRef(const RepoId& repo, std::string_view revision);
+  // The files and API documents recorded under `revision` (a commit, or the
+  // branch/tag/"@" a document was asked at).
+  Result<std::uint64_t> DeleteRevisionData(const RepoId& repo, std::string_view revision);
+  // Files, documents, refs and the access fact of `repo` (token grants expire
+  // on their own).
+  Result<std::uint64_t> DeleteRepo(const RepoId& repo);
 
   // Records that `digest` was read at `when` (unix seconds). Cheap: no LMDB
   // write here; see the class comment.

@@ -391,4 +391,106 @@ Result<std::optional<DocRecord>> Index::GetDoc(const RepoId& repo, std::string_v
   return record;
 }
 
+Result<void> Index::ForEachDoc(
+    const RepoId& repo, std::string_view revision,
+    const std::function<bool(std::string_view, const DocRecord&)>& fn) const {
+  if (HasNul(repo.name) || HasNul(revision)) return Fail(core::Errc::kInvalidArgument);
+  auto txn = impl_->Read();
+  if (!txn) return Fail(txn.error());
+  return txn->Scan(impl_->docs, CommitPrefix(repo, revision),
+                   [&](std::string_view, std::string_view value) {
+                     std::string request;
+                     auto record = DecodeDoc(value, &request);
+                     return record ? fn(request, *record) : true;
+                   });
+}
+
+// ------------------------------------------------------------ enumeration
+
+Result<void> Index::ForEachFileRecord(
+    const std::function<bool(const RepoId&, std::string_view, std::string_view,
+                             const FileRecord&)>& fn) const {
+  auto txn = impl_->Read();
+  if (!txn) return Fail(txn.error());
+  return txn->Scan(impl_->files, {}, [&](std::string_view key, std::string_view value) {
+    const std::size_t name_end = key.find('\0', 1);
+    if (key.empty() || name_end == std::string_view::npos) return true;
+    const std::size_t commit_end = key.find('\0', name_end + 1);
+    if (commit_end == std::string_view::npos) return true;
+    const RepoId repo{static_cast<RepoType>(static_cast<std::uint8_t>(key[0])),
+                      std::string(key.substr(1, name_end - 1))};
+    std::string path;
+    auto record = DecodeFile(value, &path);
+    return record ? fn(repo, key.substr(name_end + 1, commit_end - name_end - 1), path, *record)
+                  : true;
+  });
+}
+
+// --------------------------------------------------------------- removal
+
+namespace {
+
+// Deletes every entry of `dbi` whose key starts with `prefix`.
+Result<std::uint64_t> DeletePrefix(Txn& txn, MDB_dbi dbi, const std::string& prefix) {
+  std::vector<std::string> keys;
+  auto scan = txn.Scan(dbi, prefix, [&](std::string_view key, std::string_view) {
+    keys.emplace_back(key);
+    return true;
+  });
+  if (!scan) return Fail(scan.error());
+  for (const std::string& key : keys) {
+    if (auto del = txn.Del(dbi, key); !del) return Fail(del.error());
+  }
+  return static_cast<std::uint64_t>(keys.size());
+}
+
+}  // namespace
+
+Result<std::uint64_t> Index::DeleteRef(const RepoId& repo, std::string_view revision) {
+  if (HasNul(repo.name) || HasNul(revision)) return Fail(core::Errc::kInvalidArgument);
+  std::uint64_t removed = 0;
+  auto r = impl_->Write([&, key = KeyWithTail(RepoPrefix(repo), revision)](Txn& txn)
+                            -> Result<void> {
+    auto del = txn.Del(impl_->refs, key);
+    if (!del) return Fail(del.error());
+    removed = *del ? 1 : 0;
+    return {};
+  });
+  if (!r) return Fail(r.error());
+  return removed;
+}
+
+Result<std::uint64_t> Index::DeleteRevisionData(const RepoId& repo, std::string_view revision) {
+  if (HasNul(repo.name) || HasNul(revision)) return Fail(core::Errc::kInvalidArgument);
+  std::uint64_t removed = 0;
+  auto r = impl_->Write([&, prefix = CommitPrefix(repo, revision)](Txn& txn) -> Result<void> {
+    for (MDB_dbi dbi : {impl_->files, impl_->docs}) {
+      auto n = DeletePrefix(txn, dbi, prefix);
+      if (!n) return Fail(n.error());
+      removed += *n;
+    }
+    return {};
+  });
+  if (!r) return Fail(r.error());
+  return removed;
+}
+
+Result<std::uint64_t> Index::DeleteRepo(const RepoId& repo) {
+  if (HasNul(repo.name)) return Fail(core::Errc::kInvalidArgument);
+  std::uint64_t removed = 0;
+  auto r = impl_->Write([&, prefix = RepoPrefix(repo)](Txn& txn) -> Result<void> {
+    for (MDB_dbi dbi : {impl_->files, impl_->docs, impl_->refs}) {
+      auto n = DeletePrefix(txn, dbi, prefix);
+      if (!n) return Fail(n.error());
+      removed += *n;
+    }
+    auto access = txn.Del(impl_->access, AccessKey(repo));
+    if (!access) return Fail(access.error());
+    removed += *access ? 1 : 0;
+    return {};
+  });
+  if (!r) return Fail(r.error());
+  return removed;
+}
+
 }  // namespace hubcache::store
