@@ -1,6 +1,8 @@
 #include "daemon/cli.h"
 
 #include <cstdio>
+#include <cstdlib>
+#include <fstream>
 #include <optional>
 
 #include <CLI/CLI.hpp>
@@ -8,6 +10,7 @@
 #include "config/config.h"
 #include "config/units.h"
 #include "daemon/ops.h"
+#include "daemon/prefetch.h"
 #include "daemon/run.h"
 #include "daemon/verify.h"
 #include "daemon/version.h"
@@ -40,6 +43,18 @@ void AddStoreFlags(CLI::App& app, ConfigFlags& flags) {
       ->allow_extra_args(false);
 }
 
+// The flags of commands that talk to the Hub: --upstream, --upstream-ca-file,
+// --log-level.
+void AddUpstreamFlags(CLI::App& app, ConfigFlags& flags) {
+  app.add_option("--upstream", flags.upstream, "Hub URL (upstream.url)")->type_name("URL");
+  app.add_option("--upstream-ca-file", flags.upstream_ca_file,
+                 "PEM CA bundle to trust for the upstream (upstream.ca_file)")
+      ->type_name("FILE");
+  app.add_option("--log-level", flags.log_level,
+                 "trace, debug, info, warn, error or off (log.level)")
+      ->type_name("LEVEL");
+}
+
 // Every configuration flag (serve, config check/print).
 void AddConfigFlags(CLI::App& app, ConfigFlags& flags) {
   AddStoreFlags(app, flags);
@@ -48,15 +63,9 @@ void AddConfigFlags(CLI::App& app, ConfigFlags& flags) {
                  "(server.listen)")
       ->type_name("HOST:PORT")
       ->allow_extra_args(false);
-  app.add_option("--upstream", flags.upstream, "Hub URL (upstream.url)")->type_name("URL");
-  app.add_option("--upstream-ca-file", flags.upstream_ca_file,
-                 "PEM CA bundle to trust for the upstream (upstream.ca_file)")
-      ->type_name("FILE");
+  AddUpstreamFlags(app, flags);
   app.add_flag("--offline", flags.offline,
                "Never contact the upstream; serve only the cache (upstream.offline)");
-  app.add_option("--log-level", flags.log_level,
-                 "trace, debug, info, warn, error or off (log.level)")
-      ->type_name("LEVEL");
 }
 
 // Turns the parsed flags into the last configuration layer. --set comes
@@ -129,6 +138,68 @@ std::optional<store::RepoSpec> RepoArgument(const std::string& text, const std::
   return *spec;
 }
 
+// The targets and token of `prefetch`; nullopt after printing why not.
+std::optional<PrefetchRequest> PrefetchArguments(const std::string& repo, const std::string& type,
+                                                 const std::string& revision,
+                                                 const std::string& from_file,
+                                                 const std::string& token_file) {
+  PrefetchRequest request;
+  if (repo.empty() == from_file.empty()) {
+    std::fprintf(stderr, "hubcache: prefetch takes a REPO or --from-file LIST (one of them)\n");
+    return std::nullopt;
+  }
+  if (!repo.empty()) {
+    auto spec = RepoArgument(repo, type);
+    if (!spec) return std::nullopt;
+    if (!revision.empty()) {
+      if (!spec->revision.empty()) {
+        std::fprintf(stderr, "hubcache: give the revision as REPO@REV or --revision, not both\n");
+        return std::nullopt;
+      }
+      spec->revision = revision;
+    }
+    request.targets.push_back(*spec);
+  } else {
+    std::ifstream in(from_file);
+    if (!in) {
+      std::fprintf(stderr, "hubcache: --from-file %s: cannot read it\n", from_file.c_str());
+      return std::nullopt;
+    }
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::optional<store::RepoType> parsed_type;
+    if (!type.empty()) parsed_type = store::ParseRepoType(type);
+    auto targets = ParseTargetList(text, parsed_type);
+    if (!targets) {
+      std::fprintf(stderr, "hubcache: --from-file %s: %s\n", from_file.c_str(),
+                   targets.error().c_str());
+      return std::nullopt;
+    }
+    if (targets->empty()) {
+      std::fprintf(stderr, "hubcache: --from-file %s lists no repositories\n", from_file.c_str());
+      return std::nullopt;
+    }
+    request.targets = std::move(*targets);
+  }
+  std::string token;
+  if (!token_file.empty()) {
+    std::ifstream in(token_file);
+    if (!in) {
+      std::fprintf(stderr, "hubcache: --token-file %s: cannot read it\n", token_file.c_str());
+      return std::nullopt;
+    }
+    std::getline(in, token);
+    while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back()))) token.pop_back();
+    if (token.empty()) {
+      std::fprintf(stderr, "hubcache: --token-file %s is empty\n", token_file.c_str());
+      return std::nullopt;
+    }
+  } else if (const char* env = std::getenv("HF_TOKEN"); env != nullptr) {
+    token = env;
+  }
+  request.token = Secret(std::move(token));
+  return request;
+}
+
 // A command on the store that names a repository: `ls`, `rm`, `pin`, `unpin`.
 struct RepoCommand {
   CLI::App* app = nullptr;
@@ -161,6 +232,7 @@ int Main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("hubcache ") + Version());
 
   ConfigFlags serve_flags;
+  std::string prefetch_revision;
   CLI::App* serve = app.add_subcommand("serve", "Run the caching proxy in the foreground");
   AddConfigFlags(*serve, serve_flags);
 
@@ -195,6 +267,35 @@ int Main(int argc, char** argv) {
       "daemon must not be running");
   AddStoreFlags(*gc, gc_flags);
   gc->add_option("--to", gc_to, "Target size of the cache, e.g. 500GiB or 0")->type_name("SIZE");
+
+  RepoCommand prefetch;
+  AddRepoCommand(app, prefetch, "prefetch",
+                 "Download REPO@REV (default main) into the cache with what offline serving "
+                 "needs; exit 0 when every file is cached and verified",
+                 false);
+  std::vector<std::string> include, exclude;
+  std::string token_file, endpoint, from_file;
+  unsigned jobs = 4;
+  AddUpstreamFlags(*prefetch.app, prefetch.flags);
+  prefetch.app->add_option("--revision", prefetch_revision, "Revision (instead of @REV)")
+      ->type_name("REV");
+  prefetch.app->add_option("--include", include, "Only files matching GLOB; repeatable")
+      ->type_name("GLOB")
+      ->allow_extra_args(false);
+  prefetch.app->add_option("--exclude", exclude, "Skip files matching GLOB; repeatable")
+      ->type_name("GLOB")
+      ->allow_extra_args(false);
+  prefetch.app->add_option("--token-file", token_file,
+                           "File holding a Hub token (default: $HF_TOKEN if set)")
+      ->type_name("FILE");
+  prefetch.app->add_option("--endpoint", endpoint,
+                           "A running hubcache to go through (shares its store); default: work "
+                           "on the cache directory directly")
+      ->type_name("URL");
+  prefetch.app->add_option("--from-file", from_file, "Prefetch every repo[@rev] line of LIST")
+      ->type_name("LIST");
+  prefetch.app->add_option("--jobs", jobs, "Files downloaded at once (default 4)")
+      ->check(CLI::Range(1, 64));
 
   RepoCommand ls, rm, pin, unpin;
   bool ls_json = false;
@@ -250,6 +351,18 @@ int Main(int argc, char** argv) {
       }
     }
     return Gc(*loaded, to);
+  }
+  if (prefetch.app->parsed()) {
+    auto loaded = LoadOrReport(prefetch.flags);
+    if (!loaded) return kExitUsage;
+    auto request = PrefetchArguments(prefetch.repo, prefetch.type, prefetch_revision, from_file,
+                                     token_file);
+    if (!request) return kExitUsage;
+    request->include = include;
+    request->exclude = exclude;
+    request->endpoint = endpoint;
+    request->jobs = jobs;
+    return Prefetch(*loaded, *request);
   }
   for (RepoCommand* command : {&ls, &rm, &pin, &unpin}) {
     if (!command->app->parsed()) continue;

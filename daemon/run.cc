@@ -15,18 +15,8 @@
 #include "daemon/cli.h"
 #include "daemon/notify.h"
 #include "daemon/reload.h"
+#include "daemon/service.h"
 #include "daemon/version.h"
-#include "proxy/access.h"
-#include "proxy/fetch.h"
-#include "proxy/file_resolver.h"
-#include "proxy/hub_client.h"
-#include "proxy/hub_routes.h"
-#include "proxy/metrics.h"
-#include "proxy/router.h"
-#include "proxy/server.h"
-#include "store/blob_store.h"
-#include "store/cache_dir.h"
-#include "store/token_hmac.h"
 
 namespace hubcache::daemon {
 namespace {
@@ -64,80 +54,19 @@ int Run(const config::Loaded& loaded, Reloader reload) {
   // A client that disconnects mid-write must surface as EPIPE, not kill us.
   std::signal(SIGPIPE, SIG_IGN);
 
-  // 1. The cache directory, held exclusively by this process.
-  auto cache_dir = store::CacheDir::Open(config.store.cache_dir);
-  if (!cache_dir) {
-    if (cache_dir.error() == core::Errc::kLocked) {
-      const auto holder = store::CacheDir::HolderPid(config.store.cache_dir);
-      return StartupFailure(
-          "cache_dir_locked",
-          fmt::format("cache directory {} is in use by another hubcache process{}; stop it "
-                      "or choose another --cache-dir",
-                      config.store.cache_dir,
-                      holder ? fmt::format(" (pid {})", *holder) : std::string()));
-    }
-    return StartupFailure("cache_dir_failed",
-                          fmt::format("cannot open cache directory {}: {}",
-                                      config.store.cache_dir, cache_dir.error().message()));
-  }
-
-  // 2. The store: blob files and index, made consistent after any crash.
-  auto store = store::BlobStore::Open(config.store);
-  if (!store) {
-    return StartupFailure("store_open_failed",
-                          fmt::format("cannot open the store in {}: {}", config.store.cache_dir,
-                                      store.error().message()));
-  }
-
-  auto hmac = store::TokenHmac::LoadOrCreate(config.store.cache_dir);
-  if (!hmac) {
-    return StartupFailure("secret_failed",
-                          fmt::format("cannot read or create the install secret in {}: {}",
-                                      config.store.cache_dir, hmac.error().message()));
-  }
-
-  // 3. The event loop (declared before everything whose sockets or timers
-  // live on it, so that it is destroyed after them), the Hub client and the
-  // proxy's parts.
+  // The event loop (declared before the service, whose sockets and timers
+  // live on it, so that it is destroyed after them) and the service.
   const unsigned threads =
       config.server.threads != 0 ? config.server.threads
                                  : std::max(1u, std::thread::hardware_concurrency());
   net::io_context ioc(static_cast<int>(threads));
-  auto client = proxy::HubClient::Create(config.upstream);
-  if (!client) {
-    return StartupFailure("upstream_failed", fmt::format("cannot set up the Hub client: {}",
-                                                         client.error().message()));
-  }
-  // Disk work (writes, hashing, fsync, LMDB writes) runs here, off the loop.
-  net::thread_pool blocking(std::max(2u, threads));
-  proxy::Metrics metrics;
-  proxy::AccessPolicy access((*store)->index(), *hmac, config.access);
-  proxy::FetchCoordinator fetches(**client, **store, ioc.get_executor(), blocking.get_executor(),
-                                  {.connections = config.upstream.connections,
-                                   .chunk_bytes = config.upstream.chunk_bytes});
-  fetches.set_metrics(&metrics);
-  proxy::FileResolver files(**client, (*store)->index(), access, metrics, blocking.get_executor(),
-                            config.upstream.url, config.upstream.offline, config.cache);
-  proxy::HubContext hub{.client = **client,
-                        .store = **store,
-                        .fetches = fetches,
-                        .files = files,
-                        .access = access,
-                        .metrics = metrics,
-                        .blocking = blocking.get_executor(),
-                        .upstream_url = config.upstream.url,
-                        .public_url = config.server.public_url,
-                        .options = config.proxy};
-
-  // 4. The event loop and the HTTP server on it.
-  proxy::Router router(&hub);
-  auto server = proxy::Server::Create(ioc, config.server, router);
-  if (!server) {
-    std::string addresses;
-    for (const auto& a : config.server.listen) addresses += (addresses.empty() ? "" : ", ") + a;
-    return StartupFailure("listen_failed", fmt::format("cannot listen on {}: {}", addresses,
-                                                       server.error().message()));
-  }
+  auto created = Service::Create(config, ioc, threads);
+  if (!created) return StartupFailure(created.error().event, created.error().message);
+  Service& service = **created;
+  proxy::Server& server = service.server();
+  proxy::Router& router = service.router();
+  proxy::AccessPolicy& access = service.access();
+  proxy::FileResolver& files = service.files();
 
   // SIGHUP: reload what can change at run time, report the rest.
   config::Loaded running = loaded;
@@ -199,9 +128,9 @@ int Run(const config::Loaded& loaded, Reloader reload) {
     router.SetReady(false);  // load balancers stop sending new clients
     Notify("STOPPING=1");
     log::Info(kModule, "shutdown_started",
-              {{"signal", signo}, {"open_connections", (*server)->connection_count()},
+              {{"signal", signo}, {"open_connections", server.connection_count()},
                {"deadline_ms", config.server.shutdown_timeout}});
-    (*server)->Shutdown(config.server.shutdown_timeout, [&signals, &hangup, &watchdog, &ioc] {
+    server.Shutdown(config.server.shutdown_timeout, [&signals, &hangup, &watchdog, &ioc] {
       ErrorCode ignored;
       signals.cancel(ignored);
       hangup.cancel(ignored);
@@ -212,13 +141,13 @@ int Run(const config::Loaded& loaded, Reloader reload) {
   };
   signals.async_wait(on_signal);
 
-  (*server)->Start();
+  server.Start();
   router.SetReady(true);
-  Notify("READY=1\nSTATUS=serving on " + JoinEndpoints((*server)->endpoints()));
+  Notify("READY=1\nSTATUS=serving on " + JoinEndpoints(server.endpoints()));
   log::Info(kModule, "hubcache_started",
             {{"version", Version()},
-             {"listen", JoinEndpoints((*server)->endpoints())},
-             {"cache_dir", (*cache_dir)->path().string()},
+             {"listen", JoinEndpoints(server.endpoints())},
+             {"cache_dir", service.cache_dir().path().string()},
              {"upstream", config.upstream.url},
              {"offline", config.upstream.offline},
              {"threads", threads},
@@ -228,7 +157,7 @@ int Run(const config::Loaded& loaded, Reloader reload) {
   for (unsigned i = 1; i < threads; ++i) pool.emplace_back([&ioc] { ioc.run(); });
   ioc.run();
   for (auto& t : pool) t.join();
-  blocking.join();
+  service.JoinBlocking();
 
   log::Info(kModule, "hubcache_stopped", {});
   log::Flush();

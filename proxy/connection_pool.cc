@@ -44,6 +44,15 @@ void ConnectionPool::Put(std::unique_ptr<UpstreamConnection> connection) {
   if (dropped) dropped->Close();
 }
 
+void ConnectionPool::Clear() {
+  std::map<std::string, std::deque<std::unique_ptr<UpstreamConnection>>> closing;
+  {
+    std::lock_guard lock(mu_);
+    closing.swap(idle_);
+    idle_total_ = 0;
+  }
+}
+
 std::size_t ConnectionPool::idle_count() const {
   std::lock_guard lock(mu_);
   return idle_total_;

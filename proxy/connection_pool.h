@@ -38,6 +38,10 @@ class ConnectionPool {
   // Gives a connection back for reuse (it may be dropped to honour limits).
   void Put(std::unique_ptr<UpstreamConnection> connection);
 
+  // Closes every idle connection (a client that is done, before its
+  // io_context stops).
+  void Clear();
+
   // Counts for tests and metrics.
   std::size_t idle_count() const;
   std::uint64_t opened() const { return opened_.load(); }

@@ -41,7 +41,9 @@ TEST(RepoSpecTest, RejectsWhatIsNotARepo) {
     auto spec = ParseRepoSpec(bad);
     EXPECT_FALSE(spec) << bad;
     // The message quotes what was typed.
-    if (!spec) EXPECT_NE(spec.error().find("'" + std::string(bad) + "'"), std::string::npos);
+    if (!spec) {
+      EXPECT_NE(spec.error().find("'" + std::string(bad) + "'"), std::string::npos);
+    }
   }
 }
 

@@ -1,0 +1,43 @@
+// `hubcache prefetch`: downloads repo revisions into the cache ahead of use.
+//
+// Everything goes through a hubcache HTTP endpoint, exactly as a client's
+// download would: with --endpoint, a running daemon (sharing its store and
+// coalescing with its clients); without, a private service this process runs
+// on 127.0.0.1 over the cache directory (refused while a daemon holds it).
+// For each revision it asks for what offline serving needs — the repo info at
+// the revision and at its commit, the recursive tree at the commit (every
+// page), the ref (by resolving one file at the revision) — then every file
+// at the commit: a HEAD says whether the blob is cached already (X-Cache),
+// and a GET fetches it otherwise. The daemon verifies every byte before it
+// sends the last one, so a complete body means a cached, verified blob.
+// Re-running after an interruption skips what is cached.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "core/secret.h"
+#include "store/catalog.h"
+
+namespace hubcache::daemon {
+
+struct PrefetchRequest {
+  std::vector<store::RepoSpec> targets;  // an empty revision means main
+  std::vector<std::string> include;      // globs (fnmatch, `*` crosses `/`); none: all
+  std::vector<std::string> exclude;
+  Secret token;
+  std::string endpoint;  // a running hubcache; empty: a private service
+  unsigned jobs = 4;     // files in flight
+};
+
+// Exit code: 0 when every selected file of every target is cached and
+// verified, 1 otherwise (with a summary of what failed and why).
+int Prefetch(const config::Loaded& loaded, const PrefetchRequest& request);
+
+// Parses a --from-file list: `repo[@rev]` per line, `#` comments and blank
+// lines ignored. Errors name the line.
+tl::expected<std::vector<store::RepoSpec>, std::string> ParseTargetList(
+    std::string_view text, std::optional<store::RepoType> type);
+
+}  // namespace hubcache::daemon

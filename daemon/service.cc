@@ -1,0 +1,95 @@
+#include "daemon/service.h"
+
+#include <fmt/format.h>
+
+#include "core/errc.h"
+
+namespace hubcache::daemon {
+
+tl::expected<std::unique_ptr<Service>, Service::Failure> Service::Create(
+    const config::Config& config, net::io_context& ioc, unsigned threads) {
+  using Unexpected = tl::unexpected<Failure>;
+  // 1. The cache directory, held exclusively by this process.
+  auto cache_dir = store::CacheDir::Open(config.store.cache_dir);
+  if (!cache_dir) {
+    if (cache_dir.error() == core::Errc::kLocked) {
+      const auto holder = store::CacheDir::HolderPid(config.store.cache_dir);
+      return Unexpected(Failure{
+          "cache_dir_locked",
+          fmt::format("cache directory {} is in use by another hubcache process{}; stop it "
+                      "or choose another --cache-dir",
+                      config.store.cache_dir,
+                      holder ? fmt::format(" (pid {})", *holder) : std::string())});
+    }
+    return Unexpected(Failure{"cache_dir_failed",
+                              fmt::format("cannot open cache directory {}: {}",
+                                          config.store.cache_dir, cache_dir.error().message())});
+  }
+  // 2. The store: blob files and index, made consistent after any crash.
+  auto store = store::BlobStore::Open(config.store);
+  if (!store) {
+    return Unexpected(Failure{"store_open_failed",
+                              fmt::format("cannot open the store in {}: {}",
+                                          config.store.cache_dir, store.error().message())});
+  }
+  auto hmac = store::TokenHmac::LoadOrCreate(config.store.cache_dir);
+  if (!hmac) {
+    return Unexpected(Failure{"secret_failed",
+                              fmt::format("cannot read or create the install secret in {}: {}",
+                                          config.store.cache_dir, hmac.error().message())});
+  }
+  // 3. The Hub client.
+  auto client = proxy::HubClient::Create(config.upstream);
+  if (!client) {
+    return Unexpected(Failure{"upstream_failed", fmt::format("cannot set up the Hub client: {}",
+                                                             client.error().message())});
+  }
+  std::unique_ptr<Service> service(new Service(config, ioc, threads, std::move(*cache_dir),
+                                               std::move(*store), *hmac, std::move(*client)));
+  // 4. The HTTP server.
+  auto server = proxy::Server::Create(ioc, config.server, service->router_);
+  if (!server) {
+    std::string addresses;
+    for (const auto& a : config.server.listen) addresses += (addresses.empty() ? "" : ", ") + a;
+    return Unexpected(Failure{"listen_failed", fmt::format("cannot listen on {}: {}", addresses,
+                                                           server.error().message())});
+  }
+  service->server_ = std::move(*server);
+  return service;
+}
+
+Service::Service(const config::Config& config, net::io_context& ioc, unsigned threads,
+                 std::unique_ptr<store::CacheDir> cache_dir,
+                 std::unique_ptr<store::BlobStore> store, store::TokenHmac hmac,
+                 std::unique_ptr<proxy::HubClient> client)
+    : cache_dir_(std::move(cache_dir)),
+      store_(std::move(store)),
+      hmac_(hmac),
+      client_(std::move(client)),
+      blocking_(std::max(2u, threads)),
+      access_(store_->index(), hmac_, config.access),
+      fetches_(*client_, *store_, ioc.get_executor(), blocking_.get_executor(),
+               {.connections = config.upstream.connections,
+                .chunk_bytes = config.upstream.chunk_bytes}),
+      files_(*client_, store_->index(), access_, metrics_, blocking_.get_executor(),
+             config.upstream.url, config.upstream.offline, config.cache),
+      hub_{.client = *client_,
+           .store = *store_,
+           .fetches = fetches_,
+           .files = files_,
+           .access = access_,
+           .metrics = metrics_,
+           .blocking = blocking_.get_executor(),
+           .upstream_url = config.upstream.url,
+           .public_url = config.server.public_url,
+           .options = config.proxy},
+      router_(&hub_) {
+  fetches_.set_metrics(&metrics_);
+}
+
+Service::~Service() {
+  server_.reset();
+  blocking_.join();
+}
+
+}  // namespace hubcache::daemon

@@ -1,0 +1,73 @@
+// Service: the serving machinery of one hubcache process (cache directory
+// lock, store, Hub client, proxy parts, HTTP server), wired on an io_context
+// that the caller runs. `serve` runs one until a signal; `prefetch` without
+// --endpoint runs a private one on 127.0.0.1 and downloads through it, so
+// that both take exactly the same path from the Hub to the store.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <tl/expected.hpp>
+
+#include "config/config.h"
+#include "core/asio.h"
+#include "proxy/access.h"
+#include "proxy/fetch.h"
+#include "proxy/file_resolver.h"
+#include "proxy/hub_client.h"
+#include "proxy/hub_routes.h"
+#include "proxy/metrics.h"
+#include "proxy/router.h"
+#include "proxy/server.h"
+#include "store/blob_store.h"
+#include "store/cache_dir.h"
+#include "store/token_hmac.h"
+
+namespace hubcache::daemon {
+
+class Service {
+ public:
+  struct Failure {
+    std::string event;    // for the log: cache_dir_locked, store_open_failed, ...
+    std::string message;  // one sentence for a person
+  };
+
+  // Locks the cache directory, opens the store (recovering after a crash),
+  // sets up the Hub client and listens on config.server.listen. `ioc` must
+  // outlive the service.
+  static tl::expected<std::unique_ptr<Service>, Failure> Create(const config::Config& config,
+                                                                net::io_context& ioc,
+                                                                unsigned threads);
+  // Waits for the blocking pool's work to finish.
+  ~Service();
+
+  proxy::Server& server() { return *server_; }
+  proxy::Router& router() { return router_; }
+  proxy::AccessPolicy& access() { return access_; }
+  proxy::FileResolver& files() { return files_; }
+  store::CacheDir& cache_dir() { return *cache_dir_; }
+  // Joins the blocking pool (after the event loop stopped).
+  void JoinBlocking() { blocking_.join(); }
+
+ private:
+  Service(const config::Config& config, net::io_context& ioc, unsigned threads,
+          std::unique_ptr<store::CacheDir> cache_dir, std::unique_ptr<store::BlobStore> store,
+          store::TokenHmac hmac, std::unique_ptr<proxy::HubClient> client);
+
+  std::unique_ptr<store::CacheDir> cache_dir_;
+  std::unique_ptr<store::BlobStore> store_;
+  store::TokenHmac hmac_;
+  std::unique_ptr<proxy::HubClient> client_;
+  // Disk work (writes, hashing, fsync, LMDB writes) runs here, off the loop.
+  net::thread_pool blocking_;
+  proxy::Metrics metrics_;
+  proxy::AccessPolicy access_;
+  proxy::FetchCoordinator fetches_;
+  proxy::FileResolver files_;
+  proxy::HubContext hub_;
+  proxy::Router router_;
+  std::unique_ptr<proxy::Server> server_;
+};
+
+}  // namespace hubcache::daemon
