@@ -18,6 +18,7 @@
 #include "daemon/service.h"
 #include "proxy/hub_client.h"
 #include "proxy/hub_path.h"
+#include "proxy/shaping.h"
 
 namespace hubcache::daemon {
 namespace {
@@ -66,25 +67,6 @@ std::string PathOf(std::string_view url) {
   if (scheme == std::string_view::npos) return std::string(url);
   const std::size_t slash = url.find('/', scheme + 3);
   return slash == std::string_view::npos ? "/" : std::string(url.substr(slash));
-}
-
-// The rel="next" target of a Link header, or "".
-std::string NextLink(std::string_view link) {
-  while (!link.empty()) {
-    const std::size_t open = link.find('<');
-    const std::size_t close = link.find('>', open);
-    if (open == std::string_view::npos || close == std::string_view::npos) break;
-    const std::size_t end = link.find(',', close);
-    const std::string_view params = link.substr(close, end == std::string_view::npos
-                                                           ? std::string_view::npos
-                                                           : end - close);
-    if (params.find("rel=\"next\"") != std::string_view::npos) {
-      return std::string(link.substr(open + 1, close - open - 1));
-    }
-    if (end == std::string_view::npos) break;
-    link.remove_prefix(end + 1);
-  }
-  return {};
 }
 
 // huggingface_hub's allow/ignore patterns: fnmatch without FNM_PATHNAME (`*`
@@ -194,7 +176,7 @@ class Prefetcher {
         }
         all.push_back({e["path"].get<std::string>(), e["size"].get<std::uint64_t>()});
       }
-      const std::string next = NextLink(tree->head.Header("link"));
+      const std::string next = proxy::NextLinkUrl(tree->head.Header("link"));
       page = next.empty() ? std::string() : PathOf(next);
     }
     // 4. The ref, recorded by resolving one file at the revision.

@@ -5,6 +5,7 @@
 #include "core/log.h"
 #include "core/offload.h"
 #include "proxy/hub_routes.h"
+#include "proxy/offline_docs.h"
 #include "proxy/relay.h"
 #include "proxy/shaping.h"
 
@@ -108,6 +109,21 @@ net::awaitable<void> ServeApi(HubContext& hub, Exchange& exchange) {
     return std::move(**doc);
   };
 
+  // Without the Hub: the same answer built from what is stored at the
+  // commit (proxy/offline_docs.h).
+  auto synthesized = [&]() -> std::optional<store::DocRecord> {
+    if (!hub.access.Allows(api->repo, token, /*offline=*/true)) return std::nullopt;
+    const std::size_t q = target.find('?');
+    const std::string_view query = q == std::string_view::npos ? "" : target.substr(q + 1);
+    auto body = SynthesizeApiAnswer(hub.store.index(), *api, query,
+                                    ToStd(request[http::field::content_type]), request.body(),
+                                    hub.upstream_url);
+    if (!body) return std::nullopt;
+    return store::DocRecord{.body = std::move(*body),
+                            .headers = {{"Content-Type", "application/json; charset=utf-8"}},
+                            .stored_at = 0};
+  };
+
   if (immutable || offline) {
     if (auto doc = cached_doc(offline)) {
       co_await SendDoc(hub, exchange, *doc, 200, immutable ? CacheStatus::kHit : CacheStatus::kStale);
@@ -115,6 +131,10 @@ net::awaitable<void> ServeApi(HubContext& hub, Exchange& exchange) {
     }
   }
   if (offline) {
+    if (auto doc = synthesized()) {
+      co_await SendDoc(hub, exchange, *doc, 200, CacheStatus::kStale);
+      co_return;
+    }
     co_await SendJsonError(exchange, 503,
                            "hubcache is offline and has not cached this answer for this request",
                            {}, CacheStatus::kMiss);
@@ -125,7 +145,9 @@ net::awaitable<void> ServeApi(HubContext& hub, Exchange& exchange) {
   if (paths_info) out.retry = true;  // a read, despite POST
   auto answer = co_await hub.client.Fetch(std::move(out));
   if (!answer || answer->head.status >= 500) {
-    if (auto doc = cached_doc(true)) {
+    std::optional<store::DocRecord> doc = cached_doc(true);
+    if (!doc) doc = synthesized();
+    if (doc) {
       co_await SendDoc(hub, exchange, *doc, 200, CacheStatus::kStale);
       co_return;
     }

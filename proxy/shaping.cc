@@ -165,6 +165,20 @@ class XetHashScanner {
 
 }  // namespace
 
+std::string NextLinkUrl(std::string_view link) {
+  for (std::string_view entry : SplitLinkEntries(link)) {
+    entry = Trim(entry);
+    const std::size_t close = entry.find('>');
+    if (!entry.starts_with('<') || close == std::string_view::npos) continue;
+    const std::string_view params = entry.substr(close + 1);
+    if (params.find("rel=\"next\"") != std::string_view::npos ||
+        params.find("rel=next") != std::string_view::npos) {
+      return std::string(entry.substr(1, close - 1));
+    }
+  }
+  return {};
+}
+
 std::optional<std::string> StripXetLinks(std::string_view link) {
   std::string out;
   for (std::string_view entry : SplitLinkEntries(link)) {

@@ -29,6 +29,9 @@ void StripXetHeaders(http::fields& fields);
 // when nothing is left.
 std::optional<std::string> StripXetLinks(std::string_view link);
 
+// The URL of the rel="next" entry of a Link value (pagination), or "".
+std::string NextLinkUrl(std::string_view link);
+
 // Rewrites each `<URL>` in a Link value whose URL starts with `from_base`
 // (e.g. "https://huggingface.co") to start with `to_base` (e.g.
 // "http://10.0.0.5:8080") instead. Everything after the base is kept.
