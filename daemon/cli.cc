@@ -314,6 +314,38 @@ int Main(int argc, char** argv) {
                  true);
   AddRepoCommand(app, unpin, "unpin", "Remove the pin of REPO@REV, or every pin of REPO", true);
 
+  ConfigFlags export_flags;
+  std::vector<std::string> export_repos;
+  std::string export_out, export_hf, export_type;
+  CLI::App* export_cmd = app.add_subcommand(
+      "export",
+      "Write cached revisions as an air-gap bundle (--out) and/or a huggingface_hub cache "
+      "(--hf-cache); works while a daemon runs");
+  AddStoreFlags(*export_cmd, export_flags);
+  export_cmd->add_option("repos", export_repos, "REPO[@REV] ... (every cached ref without @REV)")
+      ->required();
+  export_cmd->add_option("--type", export_type, "model, dataset or space (instead of a prefix)")
+      ->type_name("TYPE");
+  export_cmd->add_option("--out", export_out, "Bundle directory to write")->type_name("DIR");
+  export_cmd->add_option("--hf-cache", export_hf,
+                         "huggingface_hub cache directory to write (HF_HUB_CACHE layout)")
+      ->type_name("DIR");
+
+  ConfigFlags import_flags;
+  std::string import_dir, import_hf;
+  bool mark_public = false;
+  CLI::App* import_cmd = app.add_subcommand(
+      "import",
+      "Verify and add a bundle (DIR) or a huggingface_hub cache (--hf-cache DIR) to the cache; "
+      "the daemon must not be running");
+  AddStoreFlags(*import_cmd, import_flags);
+  import_cmd->add_option("dir", import_dir, "Bundle directory (holding manifest.json)");
+  import_cmd->add_option("--hf-cache", import_hf, "huggingface_hub cache directory to import")
+      ->type_name("DIR");
+  import_cmd->add_flag("--mark-public", mark_public,
+                       "Serve imported repos to every client even if they are gated or private "
+                       "upstream (this site has no Hub to check tokens with)");
+
   CLI::App* version = app.add_subcommand("version", "Print the version");
 
   try {
@@ -363,6 +395,31 @@ int Main(int argc, char** argv) {
     request->endpoint = endpoint;
     request->jobs = jobs;
     return Prefetch(*loaded, *request);
+  }
+  if (export_cmd->parsed()) {
+    auto loaded = LoadOrReport(export_flags);
+    if (!loaded) return kExitUsage;
+    if (export_out.empty() && export_hf.empty()) {
+      std::fprintf(stderr, "hubcache: export needs --out DIR and/or --hf-cache DIR\n");
+      return kExitUsage;
+    }
+    std::vector<store::RepoSpec> specs;
+    for (const std::string& text : export_repos) {
+      auto spec = RepoArgument(text, export_type);
+      if (!spec) return kExitUsage;
+      specs.push_back(*spec);
+    }
+    return Export(*loaded, specs, export_out, export_hf);
+  }
+  if (import_cmd->parsed()) {
+    auto loaded = LoadOrReport(import_flags);
+    if (!loaded) return kExitUsage;
+    if (import_dir.empty() == import_hf.empty()) {
+      std::fprintf(stderr, "hubcache: import takes a bundle DIR or --hf-cache DIR (one of them)\n");
+      return kExitUsage;
+    }
+    return import_hf.empty() ? Import(*loaded, import_dir, false, mark_public)
+                             : Import(*loaded, import_hf, true, mark_public);
   }
   for (RepoCommand* command : {&ls, &rm, &pin, &unpin}) {
     if (!command->app->parsed()) continue;

@@ -1,5 +1,7 @@
 #include "daemon/ops.h"
 
+#include <unistd.h>
+
 #include <cstdio>
 #include <filesystem>
 #include <set>
@@ -11,6 +13,8 @@
 #include "daemon/cli.h"
 #include "daemon/human.h"
 #include "daemon/store_command.h"
+#include "store/bundle.h"
+#include "store/hf_cache.h"
 
 namespace hubcache::daemon {
 namespace {
@@ -294,6 +298,94 @@ int Unpin(const config::Loaded& loaded, const store::RepoSpec& spec) {
     fmt::print("unpinned {} ({} blobs)\n", name, *removed);
   }
   return kExitOk;
+}
+
+int Export(const config::Loaded& loaded, const std::vector<store::RepoSpec>& specs,
+           const std::string& out, const std::string& hf_cache) {
+  log::Configure(loaded.config.log);
+  auto index = OpenIndex(loaded.config);
+  if (!index) return kExitFailure;
+  const fs::path cache_dir = loaded.config.store.cache_dir;
+  if (!out.empty()) {
+    auto report = store::ExportBundle(*index, cache_dir, specs, out);
+    if (!report) {
+      fmt::print(stderr, "hubcache: export failed: {}\n", report.error());
+      return kExitFailure;
+    }
+    fmt::print("exported {} repos ({} commits, {} files, {} in {} blobs; {} copied, {} already "
+               "there) to bundle {}\n",
+               report->repos, report->commits, report->files, HumanSize(report->bytes),
+               report->blobs_copied + report->blobs_present, report->blobs_copied,
+               report->blobs_present, out);
+  }
+  if (!hf_cache.empty()) {
+    auto report = store::ExportHfCache(*index, cache_dir, specs, hf_cache);
+    if (!report) {
+      fmt::print(stderr, "hubcache: export --hf-cache failed: {}\n", report.error());
+      return kExitFailure;
+    }
+    fmt::print("exported {} repos ({} commits, {} files, {}) to the huggingface_hub cache {}; "
+               "use it with HF_HUB_CACHE={} HF_HUB_OFFLINE=1\n",
+               report->repos, report->commits, report->files, HumanSize(report->bytes), hf_cache,
+               hf_cache);
+  }
+  return kExitOk;
+}
+
+int Import(const config::Loaded& loaded, const std::string& dir, bool hf_cache,
+           bool mark_public) {
+  log::Configure(loaded.config.log);
+  auto opened = OpenStoreForCommand(loaded.config, "import", /*recover=*/true);
+  if (!opened) return kExitFailure;
+  if (hf_cache) {
+    auto report = store::ImportHfCache(*opened->store, dir, mark_public);
+    if (!report) {
+      fmt::print(stderr, "hubcache: import --hf-cache failed: {}\n", report.error());
+      return kExitFailure;
+    }
+    for (const std::string& problem : report->problems) fmt::print("  SKIPPED {}\n", problem);
+    fmt::print("imported {} repos ({} commits, {} files, {} refs) from {}: {} blobs added ({}), "
+               "{} problems{}\n",
+               report->repos, report->commits, report->files, report->refs, dir,
+               report->blobs_added, HumanSize(report->bytes_added), report->problems.size(),
+               mark_public ? "" : "; served only to clients with a grant until the Hub confirms "
+                                  "them public (--mark-public serves them to everyone)");
+    return report->problems.empty() ? kExitOk : kExitFailure;
+  }
+  const bool terminal = ::isatty(STDERR_FILENO) != 0;
+  std::size_t checked = 0;
+  auto report = store::ImportBundle(
+      *opened->store, dir, mark_public, [&](const std::string& digest, std::uint64_t size) {
+        ++checked;
+        if (terminal) {
+          fmt::print(stderr, "\r\x1b[2Kverifying blob {} {} ({})", checked, digest.substr(0, 12),
+                     HumanSize(size));
+        }
+      });
+  if (terminal) fmt::print(stderr, "\r\x1b[2K");
+  if (!report) {
+    fmt::print(stderr, "hubcache: import failed: {}\n", report.error());
+    return kExitFailure;
+  }
+  bool ok = report->problems.empty();
+  for (const std::string& problem : report->problems) fmt::print("  REJECTED blob: {}\n", problem);
+  for (const auto& repo : report->repos) {
+    if (!repo.imported) {
+      ok = false;
+      fmt::print("  REJECTED {}: {}; nothing of it was indexed\n", repo.label, repo.problem);
+      continue;
+    }
+    fmt::print("  imported {}: {} commits, {} files, {} refs{}\n", repo.label, repo.commits,
+               repo.files, repo.refs,
+               repo.restricted && !mark_public
+                   ? " (gated or private upstream: served offline only to clients with a grant; "
+                     "--mark-public serves it to everyone)"
+                   : "");
+  }
+  fmt::print("import of {}: {} blobs added ({}), {} already present, {} rejected\n", dir,
+             report->blobs_added, HumanSize(report->bytes_added), report->blobs_present,
+             report->problems.size());
+  return ok ? kExitOk : kExitFailure;
 }
 
 }  // namespace hubcache::daemon

@@ -7,6 +7,8 @@
 #pragma once
 
 #include <optional>
+#include <string>
+#include <vector>
 
 #include "config/config.h"
 #include "store/catalog.h"
@@ -22,5 +24,13 @@ int Rm(const config::Loaded& loaded, const store::RepoSpec& spec);
 int Pin(const config::Loaded& loaded, const store::RepoSpec& spec);
 // Removes the pin of REPO@REV, or every pin of REPO.
 int Unpin(const config::Loaded& loaded, const store::RepoSpec& spec);
+
+// `hubcache export REPO[@REV]... [--out DIR] [--hf-cache DIR]`: a bundle
+// and/or a huggingface_hub client cache. Reads only; works beside a daemon.
+int Export(const config::Loaded& loaded, const std::vector<store::RepoSpec>& specs,
+           const std::string& out, const std::string& hf_cache);
+// `hubcache import DIR` (a bundle) or `hubcache import --hf-cache DIR`.
+int Import(const config::Loaded& loaded, const std::string& dir, bool hf_cache,
+           bool mark_public);
 
 }  // namespace hubcache::daemon

@@ -137,11 +137,13 @@ Result<std::unique_ptr<BlobStore>> BlobStore::Open(const Options& options, bool 
   return store;
 }
 
-fs::path BlobStore::BlobPath(const Digest& digest) const {
+fs::path BlobStore::BlobPath(const Digest& digest) const { return BlobPathIn(root_, digest); }
+
+fs::path BlobStore::BlobPathIn(const fs::path& cache_dir, const Digest& digest) {
   // Built as one string: on a cache hit this runs per request, and chained
   // path concatenations cost more than the open(2) itself.
   const std::string hex = digest.Hex();
-  const std::string& root = root_.native();
+  const std::string& root = cache_dir.native();
   std::string path;
   path.reserve(root.size() + 16 + hex.size() + 4);
   path += root;

@@ -121,6 +121,10 @@ class BlobStore {
 
   // Where a committed blob's file lives (whether or not it exists).
   std::filesystem::path BlobPath(const Digest& digest) const;
+  // The same, for a store rooted at `cache_dir` that this process has not
+  // opened (commands that read beside a running daemon).
+  static std::filesystem::path BlobPathIn(const std::filesystem::path& cache_dir,
+                                          const Digest& digest);
   const std::filesystem::path& root() const { return root_; }
   // Counters since open, for /metrics: blobs evicted, downloads whose bytes
   // did not hash to their digest.
