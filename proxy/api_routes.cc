@@ -59,8 +59,8 @@ net::awaitable<void> SendDoc(HubContext& hub, Exchange& exchange, const store::D
   StringResponse response(static_cast<http::status>(status), exchange.request().version());
   for (const auto& [name, value] : doc.headers) {
     if (beast::iequals(name, "Link")) {
-      response.set(name, RewriteLinkBase(value, hub.upstream_url,
-                                         PublicBase(hub, exchange.request())));
+      // Pagination links lead back here, whatever upstream stored them.
+      response.set(name, RewriteLinkBase(value, "", PublicBase(hub, exchange.request())));
     } else {
       response.set(name, value);
     }
@@ -116,8 +116,7 @@ net::awaitable<void> ServeApi(HubContext& hub, Exchange& exchange) {
     const std::size_t q = target.find('?');
     const std::string_view query = q == std::string_view::npos ? "" : target.substr(q + 1);
     auto body = SynthesizeApiAnswer(hub.store.index(), *api, query,
-                                    ToStd(request[http::field::content_type]), request.body(),
-                                    hub.upstream_url);
+                                    ToStd(request[http::field::content_type]), request.body());
     if (!body) return std::nullopt;
     return store::DocRecord{.body = std::move(*body),
                             .headers = {{"Content-Type", "application/json; charset=utf-8"}},

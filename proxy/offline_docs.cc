@@ -30,7 +30,7 @@ std::string GetKey(const store::RepoId& repo, std::string_view rest) {
 
 // Every entry of the recursive listing at `commit`, all pages, or nullopt.
 std::optional<Json> FullTree(const store::Index& index, const store::RepoId& repo,
-                             const std::string& commit, std::string_view upstream_url) {
+                             const std::string& commit) {
   const std::string api_prefix = "/api/" + std::string(TypePlural(repo.type));
   std::string key = GetKey(repo, "/tree/" + commit + "?recursive=true&expand=false");
   Json all = Json::array();
@@ -45,9 +45,14 @@ std::optional<Json> FullTree(const store::Index& index, const store::RepoId& rep
       if (name == "Link") next = NextLinkUrl(value);
     }
     if (next.empty()) return all;
-    // The next page's key: its URL without the upstream base and /api/{type}s.
+    // The next page's key: its URL's path and query without /api/{type}s
+    // (whatever host it names: the store may have been filled through
+    // another upstream and imported here).
     std::string_view rest = next;
-    if (rest.starts_with(upstream_url)) rest.remove_prefix(upstream_url.size());
+    if (const std::size_t scheme = rest.find("://"); scheme != std::string_view::npos) {
+      const std::size_t slash = rest.find('/', scheme + 3);
+      rest = slash == std::string_view::npos ? std::string_view() : rest.substr(slash);
+    }
     if (!rest.starts_with(api_prefix)) return std::nullopt;
     rest.remove_prefix(api_prefix.size());
     if (!rest.starts_with("/" + repo.name + "/")) return std::nullopt;
@@ -113,8 +118,7 @@ std::string ParentOf(const std::string& path) {
 std::optional<std::string> SynthesizeApiAnswer(const store::Index& index, const ApiRef& api,
                                                std::string_view query,
                                                std::string_view content_type,
-                                               std::string_view body,
-                                               std::string_view upstream_url) {
+                                               std::string_view body) {
   const bool info = api.route.empty() || api.route == "revision";
   if (!info && api.route != "tree" && api.route != "paths-info") return std::nullopt;
   const auto commit = CommitOf(index, api.repo, api.revision);
@@ -125,7 +129,7 @@ std::optional<std::string> SynthesizeApiAnswer(const store::Index& index, const 
     if (!doc || !*doc) return std::nullopt;
     return (*doc)->body;
   }
-  auto tree = FullTree(index, api.repo, *commit, upstream_url);
+  auto tree = FullTree(index, api.repo, *commit);
   if (!tree) return std::nullopt;
   Json out = Json::array();
   if (api.route == "paths-info") {

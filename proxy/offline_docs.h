@@ -27,11 +27,10 @@ namespace hubcache::proxy {
 
 // The JSON body answering `api` (query without `?`, and for paths-info the
 // request's content type and body), or nullopt when the index does not hold
-// what it takes. `upstream_url` is the base of stored Link URLs.
+// what it takes.
 std::optional<std::string> SynthesizeApiAnswer(const store::Index& index, const ApiRef& api,
                                                std::string_view query,
                                                std::string_view content_type,
-                                               std::string_view body,
-                                               std::string_view upstream_url);
+                                               std::string_view body);
 
 }  // namespace hubcache::proxy

@@ -223,13 +223,19 @@ std::string RewriteLinkBase(std::string_view link, std::string_view from_base,
     if (close == std::string_view::npos) break;
     out.append(link.substr(pos, open + 1 - pos));
     std::string_view url = link.substr(open + 1, close - open - 1);
-    const bool matches =
-        url.starts_with(from_base) &&
-        (url.size() == from_base.size() || url[from_base.size()] == '/' ||
-         url[from_base.size()] == '?');
+    std::size_t base_size = from_base.size();
+    bool matches = url.starts_with(from_base) &&
+                   (url.size() == from_base.size() || url[from_base.size()] == '/' ||
+                    url[from_base.size()] == '?');
+    if (from_base.empty()) {  // any http(s) origin
+      const std::size_t scheme = url.find("://");
+      matches = (url.starts_with("http://") || url.starts_with("https://")) &&
+                scheme != std::string_view::npos;
+      if (matches) base_size = std::min(url.find_first_of("/?", scheme + 3), url.size());
+    }
     if (matches) {
       out.append(to_base);
-      out.append(url.substr(from_base.size()));
+      out.append(url.substr(base_size));
     } else {
       out.append(url);
     }

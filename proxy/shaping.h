@@ -34,7 +34,9 @@ std::string NextLinkUrl(std::string_view link);
 
 // Rewrites each `<URL>` in a Link value whose URL starts with `from_base`
 // (e.g. "https://huggingface.co") to start with `to_base` (e.g.
-// "http://10.0.0.5:8080") instead. Everything after the base is kept.
+// "http://10.0.0.5:8080") instead. Everything after the base is kept. An
+// empty `from_base` matches the origin of every http(s) URL (stored
+// documents, which may come from another upstream through an import).
 std::string RewriteLinkBase(std::string_view link, std::string_view from_base,
                             std::string_view to_base);
 

@@ -2,44 +2,12 @@
 // Hub itself. Run by tests/e2e/js_client_test.cc:
 //   node e2e.mjs <hubcache url> <fake hub url> <cache dir>
 // Prints one line per check and exits 1 if any failed.
-import { createHash } from "node:crypto";
 import { readFile, readdir, readlink, lstat } from "node:fs/promises";
 import path from "node:path";
-import { downloadFile, listFiles, snapshotDownload } from "@huggingface/hub";
+import { downloadFile, snapshotDownload } from "@huggingface/hub";
+import { check, checkSnapshot, contentId, entryKey, expectedId, finish, list } from "./checks.mjs";
 
 const [hubcache, fakehub, cacheDir] = process.argv.slice(2);
-let failures = 0;
-function check(ok, what) {
-  console.log(`${ok ? "ok  " : "FAIL"} ${what}`);
-  if (!ok) failures++;
-}
-
-async function list(hubUrl, repo, revision) {
-  const entries = [];
-  for await (const e of listFiles({ repo, revision, recursive: true, hubUrl })) entries.push(e);
-  return entries;
-}
-
-function gitSha1(bytes) {
-  return createHash("sha1").update(`blob ${bytes.length}\0`).update(bytes).digest("hex");
-}
-function contentId(entry, bytes) {
-  return entry.lfs ? createHash("sha256").update(bytes).digest("hex") : gitSha1(bytes);
-}
-function expectedId(entry) {
-  return entry.lfs ? entry.lfs.oid : entry.oid;
-}
-
-// Every file of `snapshot` hashes to what the fake Hub's tree says.
-async function checkSnapshot(dir, files, what) {
-  let good = 0;
-  for (const f of files) {
-    const bytes = await readFile(path.join(dir, f.path)).catch(() => null);
-    if (bytes && contentId(f, bytes) === expectedId(f)) good++;
-    else check(false, `${what}: ${f.path} has the wrong bytes`);
-  }
-  check(good === files.length, `${what}: ${good}/${files.length} files correct`);
-}
 
 const scenarios = [
   { repo: "org/model", revision: "main" },
@@ -53,7 +21,7 @@ for (const { repo, revision } of scenarios) {
   const name = `${typeof repo === "string" ? repo : `datasets/${repo.name}`}@${revision}`;
   const direct = await list(fakehub, repo, revision);
   const proxied = await list(hubcache, repo, revision);
-  const key = (e) => `${e.type} ${e.path} ${e.oid} ${e.size}`;
+  const key = entryKey;
   check(
     direct.length > 0 && JSON.stringify(proxied.map(key).sort()) === JSON.stringify(direct.map(key).sort()),
     `${name}: listFiles through hubcache lists the same ${direct.length} entries`,
@@ -94,5 +62,4 @@ const blobs = await readdir(path.join(modelDir, "blobs"));
 check(blobs.every((b) => /^[0-9a-f]{40}$|^[0-9a-f]{64}$/.test(b)), `${blobs.length} blobs named by digest`);
 check((await lstat(path.join(modelDir, "snapshots", ref, "config.json"))).isSymbolicLink(), "symlinked");
 
-console.log(failures === 0 ? "all checks passed" : `${failures} checks failed`);
-process.exit(failures === 0 ? 0 : 1);
+finish();
