@@ -312,11 +312,9 @@ int Export(const config::Loaded& loaded, const std::vector<store::RepoSpec>& spe
       fmt::print(stderr, "hubcache: export failed: {}\n", report.error());
       return kExitFailure;
     }
-    fmt::print("exported {} repos ({} commits, {} files, {} in {} blobs; {} copied, {} already "
-               "there) to bundle {}\n",
+    fmt::print("exported {} repos ({} commits, {} files, {} in {} blobs) to bundle {}\n",
                report->repos, report->commits, report->files, HumanSize(report->bytes),
-               report->blobs_copied + report->blobs_present, report->blobs_copied,
-               report->blobs_present, out);
+               report->blobs_copied + report->blobs_present, out);
   }
   if (!hf_cache.empty()) {
     auto report = store::ExportHfCache(*index, cache_dir, specs, hf_cache);

@@ -84,10 +84,12 @@ struct ManifestRepo {
 
 }  // namespace
 
-tl::expected<bool, std::string> CopyBlobFile(const fs::path& from, const fs::path& to,
-                                             std::uint64_t size) {
+tl::expected<bool, std::string> CopyBlobFile(const fs::path& from, const fs::path& to) {
+  // Whatever is at `to` already is not trusted (a bundle directory may have
+  // been tampered with): it is replaced by the store's verified copy, unless
+  // it is that very file (a hard link).
   std::error_code ec;
-  if (fs::exists(to, ec) && fs::file_size(to, ec) == size && !ec) return false;
+  if (fs::exists(to, ec) && fs::equivalent(from, to, ec) && !ec) return false;
   fs::create_directories(to.parent_path(), ec);
   const fs::path part = to.string() + ".part";
   fs::remove(part, ec);
@@ -206,7 +208,14 @@ tl::expected<ManifestRepo, std::string> ParseRepo(const Json& j) {
 tl::expected<bool, std::string> AddBlobFromFile(BlobStore& store, const Digest& digest,
                                                 std::uint64_t size, const fs::path& path) {
   auto present = store.index().GetBlob(digest);
-  if (present && *present) return false;
+  if (present && *present) {
+    // Verified when it was stored; the size claimed for it must agree.
+    if ((*present)->size != size) {
+      return Err(fmt::format("{}: the store holds it with {} bytes, the manifest says {}",
+                             digest.Hex(), (*present)->size, size));
+    }
+    return false;
+  }
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd) return Err(fmt::format("cannot open {}: {}", path.string(),
                                              std::strerror(errno)));
@@ -367,7 +376,7 @@ tl::expected<ExportReport, std::string> ExportBundle(const Index& index,
   fs::remove(out / "manifest.json", ec);
   Json blob_list = Json::array();
   for (const auto& [digest, size] : blobs) {
-    auto copied = CopyBlobFile(BlobStore::BlobPathIn(cache_dir, digest), BundleBlobPath(out, digest), size);
+    auto copied = CopyBlobFile(BlobStore::BlobPathIn(cache_dir, digest), BundleBlobPath(out, digest));
     if (!copied) return Err(copied.error());
     (*copied ? report.blobs_copied : report.blobs_present) += 1;
     report.bytes += size;

@@ -49,17 +49,17 @@ struct Selection {
 tl::expected<std::map<RepoId, Selection>, std::string> SelectForExport(
     const Index& index, const std::vector<RepoSpec>& specs);
 
-// Copies `from` to `to` through a .part file, unless `to` exists with `size`
-// bytes already. Returns whether it copied.
+// Copies `from` to `to` through a .part file, replacing what is there (it is
+// not trusted) unless it is the same file. Returns whether it copied.
 tl::expected<bool, std::string> CopyBlobFile(const std::filesystem::path& from,
-                                             const std::filesystem::path& to, std::uint64_t size);
+                                             const std::filesystem::path& to);
 
 struct ExportReport {
   std::size_t repos = 0;
   std::size_t commits = 0;
   std::size_t files = 0;
   std::size_t blobs_copied = 0;
-  std::size_t blobs_present = 0;  // already in the bundle directory (a re-run)
+  std::size_t blobs_present = 0;  // hard links to the store's blobs already
   std::uint64_t bytes = 0;        // of all blobs in the bundle
 };
 

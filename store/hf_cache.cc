@@ -144,8 +144,7 @@ tl::expected<HfExportReport, std::string> ExportHfCache(const Index& index,
                                  commit, f.path));
         }
         const std::string etag = digest.Hex();
-        auto copied = CopyBlobFile(BlobStore::BlobPathIn(cache_dir, digest),
-                                   root / "blobs" / etag, f.record.size);
+        auto copied = CopyBlobFile(BlobStore::BlobPathIn(cache_dir, digest), root / "blobs" / etag);
         if (!copied) return Err(copied.error());
         if (*copied) report.blobs_copied += 1;
         report.bytes += f.record.size;
@@ -213,7 +212,8 @@ tl::expected<HfImportReport, std::string> ImportHfCache(BlobStore& store, const 
            it != fs::recursive_directory_iterator(); it.increment(ec)) {
         if (ec) break;
         if (it->is_directory()) continue;
-        const std::string path = fs::relative(it->path(), snap.path(), ec).generic_string();
+        // Lexically: a symlink's own path, not where it points.
+        const std::string path = it->path().lexically_relative(snap.path()).generic_string();
         const fs::path real = fs::weakly_canonical(it->path(), ec);
         std::optional<Digest> digest;
         bool is_lfs = false;
@@ -262,7 +262,7 @@ tl::expected<HfImportReport, std::string> ImportHfCache(BlobStore& store, const 
       for (auto it = fs::recursive_directory_iterator(no_exist, ec);
            !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
         if (!it->is_regular_file()) continue;
-        const std::string path = fs::relative(it->path(), no_exist, ec).generic_string();
+        const std::string path = it->path().lexically_relative(no_exist).generic_string();
         (void)index.PutFile(*repo, commit, path, {.exists = false, .lfs = false, .digest = {}, .size = 0});
       }
       ec.clear();
@@ -271,7 +271,7 @@ tl::expected<HfImportReport, std::string> ImportHfCache(BlobStore& store, const 
     for (auto it = fs::recursive_directory_iterator(root / "refs", ec);
          !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
       if (!it->is_regular_file()) continue;
-      const std::string rev = fs::relative(it->path(), root / "refs", ec).generic_string();
+      const std::string rev = it->path().lexically_relative(root / "refs").generic_string();
       std::ifstream in(it->path(), std::ios::binary);
       std::string commit;
       std::getline(in, commit);
