@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <csignal>
+#include <optional>
 #include <thread>
 
 #include <fmt/format.h>
@@ -338,23 +339,34 @@ int Prefetch(const config::Loaded& loaded, const PrefetchRequest& request) {
   log::Configure(log_options);
   std::signal(SIGPIPE, SIG_IGN);
 
+  std::string base = request.endpoint;
+  while (base.ends_with('/')) base.pop_back();
+  // Without an endpoint: the store (destroyed last), the event loop, a
+  // private service (destroyed before the loop).
+  config::Config local = config;
+  local.server.listen = {"127.0.0.1:0"};
+  local.server.public_url.clear();
+  std::optional<Service::Store> store;
+  if (base.empty()) {
+    auto opened = Service::OpenStore(local);
+    if (!opened) {
+      fmt::print(stderr, "hubcache: {}{}\n", opened.error().message,
+                 opened.error().event == "cache_dir_locked"
+                     ? "; or prefetch through it with --endpoint http://ITS-ADDRESS"
+                     : "");
+      return kExitFailure;
+    }
+    store = std::move(*opened);
+  }
   const unsigned threads = std::max(2u, std::thread::hardware_concurrency());
   net::io_context ioc(static_cast<int>(threads));
   std::unique_ptr<Service> service;
-  std::string base = request.endpoint;
-  while (base.ends_with('/')) base.pop_back();
   proxy::UpstreamOptions client_options = config.upstream;
   client_options.offline = false;
   if (base.empty()) {
-    config::Config local = config;
-    local.server.listen = {"127.0.0.1:0"};
-    local.server.public_url.clear();
-    auto created = Service::Create(local, ioc, threads);
+    auto created = Service::Create(local, *store, ioc, threads);
     if (!created) {
-      fmt::print(stderr, "hubcache: {}{}\n", created.error().message,
-                 created.error().event == "cache_dir_locked"
-                     ? "; or prefetch through it with --endpoint http://ITS-ADDRESS"
-                     : "");
+      fmt::print(stderr, "hubcache: {}\n", created.error().message);
       return kExitFailure;
     }
     service = std::move(*created);

@@ -29,7 +29,8 @@ void Progress::StartTarget(std::string label, std::size_t files, std::uint64_t b
   bytes_done_ = 0;
   in_flight_.clear();
   samples_.clear();
-  samples_.emplace_back(Clock::now(), 0);
+  started_ = Clock::now();
+  samples_.emplace_back(started_, 0);
   fmt::print(out_, "prefetch {}: {} files, {}\n", label_, files, HumanSize(bytes));
   std::fflush(out_);
 }
@@ -80,6 +81,12 @@ void Progress::Tick() {
 void Progress::EndTarget() {
   std::lock_guard lock(mu_);
   if (terminal_) EraseLocked();
+  const double seconds =
+      std::chrono::duration<double>(Clock::now() - started_).count();
+  fmt::print(out_, "prefetch {}: {}/{} files, {} in {}\n", label_, files_done_, files_total_,
+             HumanSize(bytes_total_), HumanDuration(seconds));
+  label_.clear();
+  std::fflush(out_);
 }
 
 double Progress::RateLocked() {
@@ -98,6 +105,7 @@ void Progress::EraseLocked() {
 }
 
 void Progress::DrawLocked() {
+  if (label_.empty()) return;  // between targets
   std::size_t shown = 0;
   for (const auto& [id, file] : in_flight_) {
     if (shown++ == kShownFiles) {

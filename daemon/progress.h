@@ -28,7 +28,7 @@ class Progress {
   void EndFile(int id, bool ok, const std::string& how);
   // Redraws the terminal lines (call a few times a second).
   void Tick();
-  // Clears the terminal lines of the target.
+  // Clears the terminal lines of the target and prints its one-line result.
   void EndTarget();
 
  private:
@@ -53,6 +53,7 @@ class Progress {
   std::map<int, InFlight> in_flight_; // GUARDED_BY(mu_)
   int next_id_ = 0;                   // GUARDED_BY(mu_)
   int drawn_lines_ = 0;               // GUARDED_BY(mu_)
+  Clock::time_point started_;         // GUARDED_BY(mu_)
   // (time, bytes_done_) samples of the last seconds, for the rate.
   std::deque<std::pair<Clock::time_point, std::uint64_t>> samples_;  // GUARDED_BY(mu_)
 };

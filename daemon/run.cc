@@ -54,13 +54,15 @@ int Run(const config::Loaded& loaded, Reloader reload) {
   // A client that disconnects mid-write must surface as EPIPE, not kill us.
   std::signal(SIGPIPE, SIG_IGN);
 
-  // The event loop (declared before the service, whose sockets and timers
-  // live on it, so that it is destroyed after them) and the service.
+  // The store first (destroyed last), then the event loop (destroyed after
+  // the service, whose sockets and timers live on it), then the service.
+  auto opened = Service::OpenStore(config);
+  if (!opened) return StartupFailure(opened.error().event, opened.error().message);
   const unsigned threads =
       config.server.threads != 0 ? config.server.threads
                                  : std::max(1u, std::thread::hardware_concurrency());
   net::io_context ioc(static_cast<int>(threads));
-  auto created = Service::Create(config, ioc, threads);
+  auto created = Service::Create(config, *opened, ioc, threads);
   if (!created) return StartupFailure(created.error().event, created.error().message);
   Service& service = **created;
   proxy::Server& server = service.server();

@@ -6,8 +6,7 @@
 
 namespace hubcache::daemon {
 
-tl::expected<std::unique_ptr<Service>, Service::Failure> Service::Create(
-    const config::Config& config, net::io_context& ioc, unsigned threads) {
+tl::expected<Service::Store, Service::Failure> Service::OpenStore(const config::Config& config) {
   using Unexpected = tl::unexpected<Failure>;
   // 1. The cache directory, held exclusively by this process.
   auto cache_dir = store::CacheDir::Open(config.store.cache_dir);
@@ -38,14 +37,20 @@ tl::expected<std::unique_ptr<Service>, Service::Failure> Service::Create(
                               fmt::format("cannot read or create the install secret in {}: {}",
                                           config.store.cache_dir, hmac.error().message())});
   }
+  return Store{std::move(*cache_dir), std::move(*store), *hmac};
+}
+
+tl::expected<std::unique_ptr<Service>, Service::Failure> Service::Create(
+    const config::Config& config, Store& store, net::io_context& ioc, unsigned threads) {
+  using Unexpected = tl::unexpected<Failure>;
   // 3. The Hub client.
   auto client = proxy::HubClient::Create(config.upstream);
   if (!client) {
     return Unexpected(Failure{"upstream_failed", fmt::format("cannot set up the Hub client: {}",
                                                              client.error().message())});
   }
-  std::unique_ptr<Service> service(new Service(config, ioc, threads, std::move(*cache_dir),
-                                               std::move(*store), *hmac, std::move(*client)));
+  std::unique_ptr<Service> service(
+      new Service(config, ioc, threads, store, std::move(*client)));
   // 4. The HTTP server.
   auto server = proxy::Server::Create(ioc, config.server, service->router_);
   if (!server) {
@@ -59,22 +64,18 @@ tl::expected<std::unique_ptr<Service>, Service::Failure> Service::Create(
 }
 
 Service::Service(const config::Config& config, net::io_context& ioc, unsigned threads,
-                 std::unique_ptr<store::CacheDir> cache_dir,
-                 std::unique_ptr<store::BlobStore> store, store::TokenHmac hmac,
-                 std::unique_ptr<proxy::HubClient> client)
-    : cache_dir_(std::move(cache_dir)),
-      store_(std::move(store)),
-      hmac_(hmac),
+                 Store& store, std::unique_ptr<proxy::HubClient> client)
+    : store_(store),
       client_(std::move(client)),
       blocking_(std::max(2u, threads)),
-      access_(store_->index(), hmac_, config.access),
-      fetches_(*client_, *store_, ioc.get_executor(), blocking_.get_executor(),
+      access_(store_.blobs->index(), store_.hmac, config.access),
+      fetches_(*client_, *store_.blobs, ioc.get_executor(), blocking_.get_executor(),
                {.connections = config.upstream.connections,
                 .chunk_bytes = config.upstream.chunk_bytes}),
-      files_(*client_, store_->index(), access_, metrics_, blocking_.get_executor(),
+      files_(*client_, store_.blobs->index(), access_, metrics_, blocking_.get_executor(),
              config.upstream.url, config.upstream.offline, config.cache),
       hub_{.client = *client_,
-           .store = *store_,
+           .store = *store_.blobs,
            .fetches = fetches_,
            .files = files_,
            .access = access_,

@@ -33,10 +33,21 @@ class Service {
     std::string message;  // one sentence for a person
   };
 
-  // Locks the cache directory, opens the store (recovering after a crash),
-  // sets up the Hub client and listens on config.server.listen. `ioc` must
-  // outlive the service.
+  // The cache directory (locked) and the store. Opened before the
+  // io_context and destroyed after it: coroutines still queued when the
+  // io_context is destroyed may hold blob writers of this store.
+  struct Store {
+    std::unique_ptr<store::CacheDir> cache_dir;
+    std::unique_ptr<store::BlobStore> blobs;
+    store::TokenHmac hmac;
+  };
+  // Locks the cache directory and opens the store (recovering after a crash).
+  static tl::expected<Store, Failure> OpenStore(const config::Config& config);
+
+  // Sets up the Hub client and the proxy and listens on config.server.listen.
+  // `store` and `ioc` must outlive the service.
   static tl::expected<std::unique_ptr<Service>, Failure> Create(const config::Config& config,
+                                                                Store& store,
                                                                 net::io_context& ioc,
                                                                 unsigned threads);
   // Waits for the blocking pool's work to finish.
@@ -46,18 +57,15 @@ class Service {
   proxy::Router& router() { return router_; }
   proxy::AccessPolicy& access() { return access_; }
   proxy::FileResolver& files() { return files_; }
-  store::CacheDir& cache_dir() { return *cache_dir_; }
+  store::CacheDir& cache_dir() { return *store_.cache_dir; }
   // Joins the blocking pool (after the event loop stopped).
   void JoinBlocking() { blocking_.join(); }
 
  private:
-  Service(const config::Config& config, net::io_context& ioc, unsigned threads,
-          std::unique_ptr<store::CacheDir> cache_dir, std::unique_ptr<store::BlobStore> store,
-          store::TokenHmac hmac, std::unique_ptr<proxy::HubClient> client);
+  Service(const config::Config& config, net::io_context& ioc, unsigned threads, Store& store,
+          std::unique_ptr<proxy::HubClient> client);
 
-  std::unique_ptr<store::CacheDir> cache_dir_;
-  std::unique_ptr<store::BlobStore> store_;
-  store::TokenHmac hmac_;
+  Store& store_;
   std::unique_ptr<proxy::HubClient> client_;
   // Disk work (writes, hashing, fsync, LMDB writes) runs here, off the loop.
   net::thread_pool blocking_;

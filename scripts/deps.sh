@@ -14,7 +14,7 @@ packages=(
   libtorrent-rasterbar-dev libsystemd-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev lmdb-utils
-  curl nginx wrk apache2-utils tinyproxy ca-certificates procps iproute2 python3
+  curl nginx wrk apache2-utils tinyproxy ca-certificates procps iproute2 python3 bsdextrautils
 )
 
 missing=()

@@ -171,6 +171,24 @@ TEST_F(OpsTest, AnInterruptedPrefetchContinuesWhereItStopped) {
   EXPECT_TRUE(file.body == Content("org/big", "model.safetensors")) << "bytes differ";
 }
 
+TEST_F(OpsTest, PrefetchDrawsProgressOnATerminal) {
+  hub().SetBandwidth(0, 100'000'000);  // long enough for a few redraws
+  // script(1) gives the command a pseudo-terminal.
+  const std::string command = std::string(HUBCACHE_BINARY) + " prefetch org/big --cache-dir " +
+                              cache_dir().string() + " --upstream " + hub().url();
+  auto run = testing::Run({"/usr/bin/script", "-qfec", command, "/dev/null"}, {}, std::chrono::minutes(2));
+  ASSERT_EQ(run.exit_code, 0) << run.out << run.err;
+  // A line for the file in flight, the total bar with rate and ETA, redrawn in place.
+  EXPECT_NE(run.out.find("model.safetensors"), std::string::npos) << run.out;
+  EXPECT_NE(run.out.find("/ 256.0 MiB"), std::string::npos) << run.out;
+  EXPECT_NE(run.out.find("] "), std::string::npos) << run.out;
+  EXPECT_NE(run.out.find("ETA"), std::string::npos) << run.out;
+  EXPECT_NE(run.out.find("MiB/s"), std::string::npos) << run.out;
+  EXPECT_NE(run.out.find("\x1b["), std::string::npos) << "redrawn in place";
+  EXPECT_NE(run.out.find("prefetch org/big@main ("), std::string::npos) << run.out;
+  EXPECT_NE(run.out.find("2/2 files"), std::string::npos) << run.out;
+}
+
 TEST_F(OpsTest, PrefetchGoesThroughARunningDaemon) {
   StartHubcache();
   auto direct = Prefetch({"org/model"});

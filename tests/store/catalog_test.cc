@@ -82,7 +82,8 @@ class CatalogTest : public ::testing::Test {
 TEST_F(CatalogTest, SummarizesReposRevisionsAndCachedBytes) {
   AddFile(model_, kCommitA, "a.bin", Content(1000, 1));
   AddFile(model_, kCommitA, "b.bin", Content(24, 2));
-  ASSERT_TRUE(index().PutFile(model_, kCommitA, "missing.bin", {.exists = false}));
+  ASSERT_TRUE(index().PutFile(model_, kCommitA, "missing.bin",
+                              {.exists = false, .lfs = false, .digest = {}, .size = 0}));
   // Known but not cached: its blob is not in the store.
   ASSERT_TRUE(index().PutFile(model_, kCommitB, "c.bin",
                               {.exists = true, .lfs = false,
@@ -114,7 +115,8 @@ TEST_F(CatalogTest, RemoveKeepsBlobsOtherReposShare) {
   const Digest own = AddFile(model_, kCommitA, "own.bin", Content(200, 2));
   AddFile(other_, kCommitB, "copy.bin", Content(100, 1));
   ASSERT_TRUE(index().PutRef(model_, "main", {.commit = kCommitA, .fetched_at = 1}));
-  ASSERT_TRUE(index().PutDoc(model_, kCommitA, "GET /org/model/revision/x", {.body = "{}"}));
+  ASSERT_TRUE(index().PutDoc(model_, kCommitA, "GET /org/model/revision/x",
+                             {.body = "{}", .headers = {}, .stored_at = 0}));
 
   auto report = Remove(*store_, {.repo = model_, .revision = ""});
   ASSERT_TRUE(report) << report.error().message();
