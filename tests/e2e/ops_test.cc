@@ -189,6 +189,54 @@ TEST_F(OpsTest, PrefetchDrawsProgressOnATerminal) {
   EXPECT_NE(run.out.find("2/2 files"), std::string::npos) << run.out;
 }
 
+TEST_F(OpsTest, PrefetchTakesAListOfRepos) {
+  const fs::path list = dir() / "repos.txt";
+  std::ofstream(list) << "# what the cluster needs\n"
+                         "org/model@v1.0\n"
+                         "\n"
+                         "  datasets/org/data   # the eval set\n";
+  auto run = Hubcache({"prefetch", "--from-file", list.string(), "--upstream", hub().url()});
+  ASSERT_EQ(run.exit_code, 0) << run.out << run.err;
+  const Json ls = Ls();
+  EXPECT_EQ(Repo(ls, "org/model")["refs"]["v1.0"], Commit("org/model", "v1.0"));
+  EXPECT_FALSE(Repo(ls, "datasets/org/data").is_null());
+  std::ofstream(list) << "org/model\nnot/a/repo\n";
+  auto bad = Hubcache({"prefetch", "--from-file", list.string()});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("line 2"), std::string::npos) << bad.err;
+}
+
+TEST_F(OpsTest, AnInterruptedImportResumes) {
+  ASSERT_EQ(Prefetch({"org/big"}).exit_code, 0);
+  ASSERT_EQ(Prefetch({"org/model"}).exit_code, 0);
+  const fs::path bundle = dir() / "bundle";
+  ASSERT_EQ(Hubcache({"export", "org/big", "org/model", "--out", bundle.string()}).exit_code, 0);
+  const fs::path site = dir() / "site";
+  auto child = Subprocess::Start(
+      {HUBCACHE_BINARY, "import", bundle.string(), "--cache-dir", site.string()});
+  // Kill it while the 256 MiB blob is half written.
+  bool caught = false;
+  for (int i = 0; i < 3000 && !caught && child->Running(); ++i) {
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(site / "staging", ec)) {
+      caught = caught || (e.is_regular_file() && e.file_size() > 32'000'000);
+    }
+    if (!caught) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_TRUE(caught) << "the import finished before it could be interrupted";
+  child->Signal(SIGKILL);
+  child->Wait(seconds(10));
+  EXPECT_TRUE(Repo(Ls(site), "org/big").is_null()) << "nothing indexed before its blobs are in";
+
+  auto resumed = Hubcache({"import", bundle.string()}, site);
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.out << resumed.err;
+  const Json big = Repo(Ls(site), "org/big");
+  ASSERT_FALSE(big.is_null());
+  EXPECT_EQ(CachedBytes(big), Bytes(big));
+  auto verify = Hubcache({"verify"}, site);
+  EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
+}
+
 TEST_F(OpsTest, PrefetchGoesThroughARunningDaemon) {
   StartHubcache();
   auto direct = Prefetch({"org/model"});
