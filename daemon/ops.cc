@@ -192,8 +192,7 @@ int Rm(const config::Loaded& loaded, const store::RepoSpec& spec) {
   log::Configure(loaded.config.log);
   auto opened = OpenStoreForCommand(loaded.config, "rm", /*recover=*/true);
   if (!opened) return kExitFailure;
-  const std::string label =
-      store::RepoLabel(spec.repo) + (spec.revision.empty() ? "" : "@" + spec.revision);
+  const std::string label = store::SpecLabel(spec);
   auto summaries = store::Summarize(opened->store->index());
   const bool known = summaries && std::any_of(summaries->begin(), summaries->end(),
                                               [&](const auto& s) { return s.repo == spec.repo; });
@@ -253,7 +252,7 @@ int Pin(const config::Loaded& loaded, const store::RepoSpec& spec) {
   }
   if (digests.empty()) {
     fmt::print(stderr, "hubcache: {} has no cached files to pin; prefetch it first\n",
-               store::RepoLabel(spec.repo) + (spec.revision.empty() ? "" : "@" + spec.revision));
+               store::SpecLabel(spec));
     return kExitFailure;
   }
   const std::string name =
@@ -286,7 +285,7 @@ int Unpin(const config::Loaded& loaded, const store::RepoSpec& spec) {
   }
   if (names.empty()) {
     fmt::print(stderr, "hubcache: {} is not pinned\n",
-               store::RepoLabel(spec.repo) + (spec.revision.empty() ? "" : "@" + spec.revision));
+               store::SpecLabel(spec));
     return kExitFailure;
   }
   for (const std::string& name : names) {

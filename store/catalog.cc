@@ -53,6 +53,10 @@ std::string RepoLabel(const RepoId& repo) {
   return repo.name;
 }
 
+std::string SpecLabel(const RepoSpec& spec) {
+  return RepoLabel(spec.repo) + (spec.revision.empty() ? "" : "@" + spec.revision);
+}
+
 bool IsCommitHash(std::string_view text) {
   return text.size() == 40 && std::all_of(text.begin(), text.end(), [](char c) {
            return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');

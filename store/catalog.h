@@ -34,6 +34,8 @@ tl::expected<RepoSpec, std::string> ParseRepoSpec(std::string_view text,
 std::optional<RepoType> ParseRepoType(std::string_view text);
 // `org/name`, `datasets/org/name`, `spaces/org/name`.
 std::string RepoLabel(const RepoId& repo);
+// `org/name@rev` (without `@rev` when none was given).
+std::string SpecLabel(const RepoSpec& spec);
 // `model`, `dataset`, `space`.
 std::string_view RepoTypeName(RepoType type);
 bool IsCommitHash(std::string_view text);
