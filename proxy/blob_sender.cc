@@ -35,7 +35,7 @@ std::string NewBoundary() {
 
 // Waits until `socket` is writable or `timeout` passes (then the socket's
 // operations are cancelled and the wait reports operation_aborted).
-net::awaitable<ErrorCode> WaitWritable(tcp::socket& socket, std::chrono::milliseconds timeout) {
+net::awaitable<ErrorCode> WaitWritable(ServerSocket& socket, std::chrono::milliseconds timeout) {
   net::steady_timer timer(socket.get_executor(), timeout);
   auto executor = co_await net::this_coro::executor;
   timer.async_wait(net::bind_executor(executor, [&socket](ErrorCode ec) {
@@ -51,7 +51,7 @@ net::awaitable<ErrorCode> WaitWritable(tcp::socket& socket, std::chrono::millise
 }
 
 // Sends bytes [offset, offset + length) of `fd` with sendfile(2).
-net::awaitable<ErrorCode> SendFileRange(tcp::socket& socket, int fd, std::uint64_t offset,
+net::awaitable<ErrorCode> SendFileRange(ServerSocket& socket, int fd, std::uint64_t offset,
                                         std::uint64_t length, std::chrono::milliseconds timeout,
                                         std::uint64_t& sent) {
   ErrorCode ec;
@@ -123,6 +123,13 @@ net::awaitable<std::uint64_t> SendBlob(Exchange& exchange, http::response_header
   }
   head.set(http::field::content_length, std::to_string(length));
   const unsigned status = head.result_int();
+  if (body.content && pieces.size() == 1 && pieces.front().prefix.empty() &&
+      body.content->size() == total) {
+    StringResponse response(std::move(head));
+    response.body().assign(*body.content, pieces.front().span->first, length);
+    co_await exchange.Send(std::move(response));
+    co_return exchange.body_bytes();
+  }
   if (!exchange.is_head() && !body.fetch && pieces.size() == 1 && pieces.front().prefix.empty() &&
       length <= kSmallBody) {
     // A small cached body goes out with its head in one write: cheaper than

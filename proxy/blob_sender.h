@@ -30,6 +30,9 @@ struct BlobBody {
   UniqueFd fd = {};                   // readable from offset 0
   std::uint64_t size = 0;             // the blob's full size
   std::shared_ptr<Fetch> fetch = {};  // null: every byte is on disk already
+  // The whole content of a small cached blob, instead of `fd` (a whole-body
+  // answer only: BlobStore::SmallContent).
+  std::shared_ptr<const std::string> content = {};
 };
 
 // Answers `exchange` (HEAD: the head only). Returns the body bytes sent.

@@ -5,7 +5,7 @@
 
 namespace hubcache::proxy {
 
-Exchange::Exchange(beast::tcp_stream& stream, Request& request, std::string id,
+Exchange::Exchange(ServerStream& stream, Request& request, std::string id,
                    std::chrono::milliseconds write_timeout,
                    const std::atomic<bool>* server_stopping)
     : stream_(stream),

@@ -28,6 +28,12 @@
 
 namespace hubcache::proxy {
 
+// A client connection's stream, bound to the connection's strand by type (not
+// through any_io_executor: every operation on it is cheaper).
+using ConnectionExecutor = net::strand<net::io_context::executor_type>;
+using ServerStream = beast::basic_stream<net::ip::tcp, ConnectionExecutor>;
+using ServerSocket = ServerStream::socket_type;
+
 using Request = http::request<http::string_body>;
 using StringResponse = http::response<http::string_body>;
 
@@ -40,7 +46,7 @@ class Exchange {
  public:
   // `server_stopping`, if given, is the server's shutdown flag: once it is
   // set, responses carry `Connection: close`. It must outlive the exchange.
-  Exchange(beast::tcp_stream& stream, Request& request, std::string id,
+  Exchange(ServerStream& stream, Request& request, std::string id,
            std::chrono::milliseconds write_timeout,
            const std::atomic<bool>* server_stopping = nullptr);
 
@@ -73,7 +79,7 @@ class Exchange {
 
   // For handlers that write to stream() directly: records the outcome.
   void MarkAnswered(unsigned status, std::uint64_t body_bytes, bool keep_alive);
-  beast::tcp_stream& stream() { return stream_; }
+  ServerStream& stream() { return stream_; }
   std::chrono::milliseconds write_timeout() const { return write_timeout_; }
 
   // Where the answer's bytes came from (the X-Cache value), for the
@@ -95,7 +101,7 @@ class Exchange {
   }
 
  private:
-  beast::tcp_stream& stream_;
+  ServerStream& stream_;
   Request& request_;
   std::string id_;
   std::chrono::milliseconds write_timeout_;

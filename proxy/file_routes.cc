@@ -161,6 +161,13 @@ net::awaitable<void> ServeFile(HubContext& hub, Exchange& exchange, FileRef ref)
       co_await SendFileBody(hub, exchange, std::move(head), range, std::move(nothing), cached);
       co_return;
     }
+    if (range.kind == RangeRequest::Kind::kWhole && size <= store::BlobStore::kSmallBlobBytes) {
+      if (auto content = hub.store.SmallContent(digest)) {
+        BlobBody body{.fd = {}, .size = size, .fetch = {}, .content = std::move(content)};
+        co_await SendFileBody(hub, exchange, std::move(head), range, std::move(body), cached);
+        co_return;
+      }
+    }
     auto blob = hub.store.Lookup(digest);
     if (blob) {
       BlobBody body{.fd = std::move(blob->fd), .size = size};

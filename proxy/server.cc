@@ -55,7 +55,7 @@ void LogSpawnFailure(std::string_view what, std::exception_ptr error) {
 }
 
 // Closes a connection in an orderly way: FIN first, then the descriptor.
-void CloseStream(beast::tcp_stream& stream) {
+void CloseStream(ServerStream& stream) {
   ErrorCode ignored;
   stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
   stream.socket().close(ignored);
@@ -70,8 +70,8 @@ struct Server::Listener {
 };
 
 struct Server::Connection {
-  explicit Connection(tcp::socket socket) : stream(std::move(socket)) {}
-  beast::tcp_stream stream;
+  explicit Connection(ServerSocket socket) : stream(std::move(socket)) {}
+  ServerStream stream;
   // True while the session waits for the next request. Read and written only
   // on the connection's strand.
   bool idle = true;
@@ -134,8 +134,8 @@ std::size_t Server::connection_count() const {
 net::awaitable<void> Server::AcceptLoop(Listener& listener) {
   while (!stopping_) {
     ErrorCode ec;
-    tcp::socket socket = co_await listener.acceptor.async_accept(
-        net::make_strand(ioc_), net::redirect_error(net::use_awaitable, ec));
+    ServerSocket socket(net::make_strand(ioc_.get_executor()));
+    co_await listener.acceptor.async_accept(socket, net::redirect_error(net::use_awaitable, ec));
     if (ec) {
       if (ec == net::error::operation_aborted || stopping_) break;
       // Out of descriptors or memory: back off briefly instead of spinning.
@@ -168,7 +168,7 @@ net::awaitable<void> Server::AcceptLoop(Listener& listener) {
 }
 
 net::awaitable<void> Server::Session(std::shared_ptr<Connection> connection) {
-  beast::tcp_stream& stream = connection->stream;
+  ServerStream& stream = connection->stream;
   beast::flat_buffer buffer;
   ErrorCode ec;
   for (;;) {
@@ -228,14 +228,16 @@ net::awaitable<void> Server::Session(std::shared_ptr<Connection> connection) {
     if (!exchange.answered() && !failed) {
       co_await exchange.SendError(http::status::internal_server_error, "Internal error");
     }
-    log::Info(log::Module::kProxy, "request",
-              {{"req", exchange.id()},
-               {"method", ToStd(request.method_string())},
-               {"path", LoggedPath(ToStd(request.target()))},
-               {"status", exchange.status()},
-               {"bytes", exchange.body_bytes()},
-               {"cache", exchange.cache().empty() ? "-" : exchange.cache()},
-               {"ms", Clock::now() - start}});
+    if (log::Enabled(log::Level::kInfo)) {
+      log::Info(log::Module::kProxy, "request",
+                {{"req", exchange.id()},
+                 {"method", ToStd(request.method_string())},
+                 {"path", LoggedPath(ToStd(request.target()))},
+                 {"status", exchange.status()},
+                 {"bytes", exchange.body_bytes()},
+                 {"cache", exchange.cache().empty() ? "-" : exchange.cache()},
+                 {"ms", Clock::now() - start}});
+    }
     if (failed || !exchange.answered() || !exchange.keep_alive() || stopping_) break;
   }
   CloseStream(stream);

@@ -182,6 +182,57 @@ Result<BlobStore::Blob> BlobStore::Lookup(const Digest& digest) {
   return Blob{(*record)->size, std::move(fd)};
 }
 
+std::shared_ptr<const std::string> BlobStore::SmallContent(const Digest& digest) {
+  {
+    std::lock_guard lock(small_mu_);
+    auto it = small_.find(digest);
+    if (it != small_.end()) {
+      small_order_.splice(small_order_.end(), small_order_, it->second.position);
+      index_->Touch(digest, Now());
+      return it->second.content;
+    }
+  }
+  auto record = index_->GetBlob(digest);
+  if (!record || !*record || (*record)->size > kSmallBlobBytes) return nullptr;
+  auto blob = Lookup(digest);  // checks the file against the index; records the access
+  if (!blob) return nullptr;
+  auto content = std::make_shared<std::string>(blob->size, '\0');
+  std::size_t done = 0;
+  while (done < content->size()) {
+    const ssize_t n = ::pread(blob->fd.get(), content->data() + done, content->size() - done,
+                              static_cast<off_t>(done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return nullptr;
+    done += static_cast<std::size_t>(n);
+  }
+  std::lock_guard lock(small_mu_);
+  // Removed meanwhile (eviction holds space_mu_, then small_mu_): do not cache.
+  auto still = index_->GetBlob(digest);
+  if (!still || !*still) return content;
+  auto [it, inserted] = small_.try_emplace(digest);
+  if (inserted) {
+    it->second.content = content;
+    it->second.position = small_order_.insert(small_order_.end(), digest);
+    small_bytes_ += content->size();
+    while (small_bytes_ > kSmallCacheBytes && !small_order_.empty()) {
+      auto oldest = small_.find(small_order_.front());
+      small_bytes_ -= oldest->second.content->size();
+      small_.erase(oldest);
+      small_order_.pop_front();
+    }
+  }
+  return it->second.content;
+}
+
+void BlobStore::ForgetSmall(const Digest& digest) {
+  std::lock_guard lock(small_mu_);
+  auto it = small_.find(digest);
+  if (it == small_.end()) return;
+  small_bytes_ -= it->second.content->size();
+  small_order_.erase(it->second.position);
+  small_.erase(it);
+}
+
 Result<std::unique_ptr<BlobWriter>> BlobStore::BeginWrite(const Digest& digest,
                                                           std::uint64_t expected_size) {
   auto existing = index_->GetBlob(digest);
@@ -307,6 +358,7 @@ Result<bool> BlobStore::DeleteLocked(const Digest& digest, std::uint64_t size) {
   // hold its descriptor keep reading the unlinked inode.
   auto deleted = index_->DeleteBlob(digest);
   if (!deleted) return Fail(deleted.error());
+  ForgetSmall(digest);
   ::unlink(BlobPath(digest).c_str());
   if (*deleted) used_ -= std::min(used_, size);
   return *deleted;

@@ -24,12 +24,15 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <list>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
 #include <span>
+#include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -88,6 +91,14 @@ class BlobStore {
   // Errors: core::Errc::kNotFound if absent (or its file vanished);
   // core::Errc::kCorrupt if the file's size disagrees with the index.
   Result<Blob> Lookup(const Digest& digest);
+
+  // The content of a committed blob of at most kSmallBlobBytes, from an
+  // in-memory cache of recently read small blobs (config files, tokenizers:
+  // most hits by count), or null if absent or larger. Records the access.
+  // Saves a hit the index read, open, fstat and read; eviction and Remove()
+  // drop entries, so it never serves a blob the store no longer holds.
+  static constexpr std::uint64_t kSmallBlobBytes = 64 * 1024;
+  std::shared_ptr<const std::string> SmallContent(const Digest& digest);
 
   // Starts writing `digest`, which will be `expected_size` bytes, after
   // reserving that much space (see Reserve()); the writer holds the
@@ -149,8 +160,20 @@ class BlobStore {
   // Evicts LRU candidates until `enough(evicted_bytes)`. REQUIRES: space_mu_.
   Result<EvictReport> EvictWhile(const std::function<bool(std::uint64_t)>& more);
 
+  // The small-content cache: least recently used at the front.
+  static constexpr std::uint64_t kSmallCacheBytes = 32 << 20;
+  struct SmallEntry {
+    std::shared_ptr<const std::string> content;
+    std::list<Digest>::iterator position;
+  };
+  void ForgetSmall(const Digest& digest);
+
   const std::filesystem::path root_;
   const Options options_;
+  std::mutex small_mu_;
+  std::unordered_map<Digest, SmallEntry> small_;  // GUARDED_BY(small_mu_)
+  std::list<Digest> small_order_;                 // GUARDED_BY(small_mu_)
+  std::uint64_t small_bytes_ = 0;                 // GUARDED_BY(small_mu_)
   std::unique_ptr<Index> index_;
   std::mutex mu_;
   std::set<Digest> writing_;  // GUARDED_BY(mu_)

@@ -74,6 +74,29 @@ TEST_F(BlobStoreTest, CommitThenLookupServesTheBytes) {
   EXPECT_EQ((*record)->size, content.size());
 }
 
+TEST_F(BlobStoreTest, SmallContentIsServedFromMemoryUntilTheBlobIsRemoved) {
+  const std::string small = Content(2365, 7);
+  const Digest digest = Put(small);
+  auto first = store_->SmallContent(digest);
+  ASSERT_TRUE(first);
+  EXPECT_EQ(*first, small);
+  // From memory now: the same bytes even if the file is changed behind our back.
+  {
+    std::ofstream f(store_->BlobPath(digest), std::ios::binary | std::ios::trunc);
+    f << std::string(small.size(), 'x');
+  }
+  auto second = store_->SmallContent(digest);
+  ASSERT_TRUE(second);
+  EXPECT_EQ(*second, small);
+  // Removed (as eviction does): never served again.
+  ASSERT_TRUE(store_->Remove(digest));
+  EXPECT_FALSE(store_->SmallContent(digest));
+  // Large blobs and unknown digests are not cached.
+  const Digest large = Put(Content(BlobStore::kSmallBlobBytes + 1, 8));
+  EXPECT_FALSE(store_->SmallContent(large));
+  EXPECT_FALSE(store_->SmallContent(HashBytes(DigestKind::kSha256, "absent")));
+}
+
 TEST_F(BlobStoreTest, GitBlobIdsAndEmptyBlobs) {
   const Digest hello = Put("Hello, World!", DigestKind::kGitSha1);
   EXPECT_EQ(hello.Hex(), "b45ef6fec89518d314f546fd6c3025367b721684");
