@@ -11,7 +11,7 @@ packages=(
   # libraries (see DESIGN.md "Toolchain notes")
   libboost-dev libboost-system-dev libssl-dev liblmdb-dev libspdlog-dev libfmt-dev
   libtomlplusplus-dev libcli11-dev nlohmann-json3-dev libexpected-dev
-  libtorrent-rasterbar-dev libsystemd-dev
+  libtorrent-rasterbar-dev libsystemd-dev libjemalloc-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev lmdb-utils
   curl nginx wrk apache2-utils tinyproxy ca-certificates procps iproute2 python3 bsdextrautils
