@@ -8,6 +8,7 @@
 #include "core/errc.h"
 #include "core/log.h"
 #include "core/offload.h"
+#include "proxy/offline_docs.h"
 #include "proxy/resolve.h"
 
 namespace hubcache::proxy {
@@ -133,6 +134,10 @@ FileAnswer FileResolver::Offline(const FileRef& ref, const Cached& cached, unsig
                                            ref.revision, ref.repo.name));
   }
   if (!cached.file) {
+    // Not asked before; the stored tree of the commit may know it is absent.
+    if (StoredTreeHasFile(index_, ref.repo, cached.commit, ref.path) == false) {
+      return NegativeAnswer(cached.commit);
+    }
     return Unavailable(status, fmt::format("{}; {} at {} is not cached", message, ref.path,
                                            cached.commit));
   }

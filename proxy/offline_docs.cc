@@ -160,4 +160,17 @@ std::optional<std::string> SynthesizeApiAnswer(const store::Index& index, const 
   return out.dump();
 }
 
+std::optional<bool> StoredTreeHasFile(const store::Index& index, const store::RepoId& repo,
+                                      const std::string& commit, std::string_view path) {
+  auto tree = FullTree(index, repo, commit);
+  if (!tree) return std::nullopt;
+  for (const auto& entry : *tree) {
+    if (entry.contains("path") && entry["path"].is_string() && entry["path"] == path &&
+        entry.value("type", "") == "file") {
+      return true;
+    }
+  }
+  return false;
+}
+
 }  // namespace hubcache::proxy

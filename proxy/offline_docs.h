@@ -33,4 +33,11 @@ std::optional<std::string> SynthesizeApiAnswer(const store::Index& index, const 
                                                std::string_view content_type,
                                                std::string_view body);
 
+// Whether the recursive listing stored at `commit` (every page) lists `path`
+// as a file; nullopt when no complete listing is stored. Lets an offline
+// hubcache answer 404 EntryNotFound, as the Hub would, for a file a client
+// probes that the revision does not have (transformers probes optional files).
+std::optional<bool> StoredTreeHasFile(const store::Index& index, const store::RepoId& repo,
+                                      const std::string& commit, std::string_view path);
+
 }  // namespace hubcache::proxy

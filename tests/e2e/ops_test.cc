@@ -118,6 +118,14 @@ TEST_F(OpsTest, PrefetchStoresARevisionAndServesItOffline) {
   EXPECT_EQ(entries[0]["path"], "config.json");
   // Never asked and not derivable: a clear 503, not a guess.
   EXPECT_EQ(Get("/api/models/org/model/tree/main/no-such-dir").status, 503);
+  // A file the revision does not have (transformers probes optional files):
+  // the stored tree says so, so the answer is the Hub's 404, not an error.
+  for (const std::string method : {"HEAD", "GET"}) {
+    auto probe = Request(method, "/org/model/resolve/main/adapter_config.json");
+    EXPECT_EQ(probe.status, 404) << method;
+    EXPECT_EQ(probe.Header("x-error-code"), "EntryNotFound") << method;
+    EXPECT_EQ(probe.Header("x-repo-commit"), Commit("org/model")) << method;
+  }
 }
 
 TEST_F(OpsTest, PrefetchFiltersAndReportsFailuresThenResumes) {
