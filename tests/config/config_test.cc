@@ -7,6 +7,8 @@
 #include <regex>
 #include <sstream>
 
+#include "tests/support/temp_dir.h"
+
 namespace hubcache::config {
 namespace {
 
@@ -17,14 +19,8 @@ using std::chrono::seconds;
 class ConfigTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("hubcache-config-test-" + std::to_string(::getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
     sources_.env = {{"HOME", "/home/u"}};
   }
-  void TearDown() override { fs::remove_all(dir_); }
 
   std::string WriteFile(const std::string& name, const std::string& text) {
     const fs::path path = dir_ / name;
@@ -53,7 +49,8 @@ class ConfigTest : public ::testing::Test {
     return ss.str();
   }
 
-  fs::path dir_;
+  testing::TempDir temp_{"hubcache-config-test"};
+  const fs::path dir_ = temp_.path();
   Sources sources_;
 };
 

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "store/blob_store.h"
+#include "tests/support/temp_dir.h"
 #include "tests/support/http_client.h"
 #include "tests/support/subprocess.h"
 
@@ -30,14 +31,8 @@ constexpr int kExitUsage = 2;
 class CliTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("hubcache-cli-test-" + std::to_string(::getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
     env_ = {{"HOME", dir_.string()}, {"XDG_CACHE_HOME", (dir_ / "xdg").string()}};
   }
-  void TearDown() override { fs::remove_all(dir_); }
 
   testing::RunResult Hubcache(std::vector<std::string> args) {
     args.insert(args.begin(), HUBCACHE_BINARY);
@@ -67,7 +62,8 @@ class CliTest : public ::testing::Test {
     return (dir_ / name).string();
   }
 
-  fs::path dir_;
+  testing::TempDir temp_{"hubcache-cli-test"};
+  const fs::path dir_ = temp_.path();
   std::map<std::string, std::string> env_;
 };
 

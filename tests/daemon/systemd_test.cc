@@ -13,6 +13,7 @@
 #include <fstream>
 #include <regex>
 
+#include "tests/support/temp_dir.h"
 #include "tests/support/subprocess.h"
 
 namespace hubcache {
@@ -24,16 +25,8 @@ using testing::Subprocess;
 
 class SystemdTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("hubcache-systemd-test-" + std::to_string(::getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
   void TearDown() override {
     if (fd_ >= 0) ::close(fd_);
-    fs::remove_all(dir_);
   }
 
   // A datagram socket standing in for systemd's notification socket.
@@ -60,7 +53,8 @@ class SystemdTest : public ::testing::Test {
     std::ofstream(dir_ / "hubcache.toml") << text;
   }
 
-  fs::path dir_;
+  testing::TempDir temp_{"hubcache-systemd-test"};
+  const fs::path dir_ = temp_.path();
   int fd_ = -1;
 };
 

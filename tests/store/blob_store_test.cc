@@ -1,3 +1,4 @@
+#include "tests/support/temp_dir.h"
 #include "tests/support/bytes.h"
 #include "store/blob_store.h"
 
@@ -23,10 +24,6 @@ using testing::AsBytes;
 class BlobStoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    root_ = fs::temp_directory_path() /
-            ("hubcache-blobstore-test-" + std::to_string(::getpid()) + "-" +
-             ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(root_);
     Options options;
     options.cache_dir = root_.string();
     auto store = BlobStore::Open(options);
@@ -35,7 +32,6 @@ class BlobStoreTest : public ::testing::Test {
   }
   void TearDown() override {
     store_.reset();
-    fs::remove_all(root_);
   }
 
   // Writes `content` in one go and commits it.
@@ -54,7 +50,8 @@ class BlobStoreTest : public ::testing::Test {
                                                   fs::directory_iterator()));
   }
 
-  fs::path root_;
+  testing::TempDir temp_{"hubcache-blobstore-test"};
+  const fs::path root_ = temp_.path();
   std::unique_ptr<BlobStore> store_;
 };
 

@@ -9,6 +9,8 @@
 
 #include "core/errc.h"
 
+#include "tests/support/temp_dir.h"
+
 namespace hubcache::store {
 namespace {
 
@@ -16,14 +18,8 @@ namespace fs = std::filesystem;
 
 class CacheDirTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    root_ = fs::temp_directory_path() /
-            ("hubcache-cachedir-test-" + std::to_string(::getpid()) + "-" +
-             ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(root_);
-  }
-  void TearDown() override { fs::remove_all(root_); }
-  fs::path root_;
+  testing::TempDir temp_{"hubcache-cachedir-test"};
+  const fs::path root_ = temp_.path() / "cache";
 };
 
 TEST_F(CacheDirTest, CreatesMissingDirectoriesPrivately) {

@@ -1,3 +1,4 @@
+#include "tests/support/temp_dir.h"
 #include "tests/support/bytes.h"
 #include "store/fsck.h"
 
@@ -18,15 +19,10 @@ using testing::Content;
 class FsckTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    root_ = fs::temp_directory_path() /
-            ("hubcache-fsck-test-" + std::to_string(::getpid()) + "-" +
-             ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(root_);
     Open(true);
   }
   void TearDown() override {
     store_.reset();
-    fs::remove_all(root_);
   }
   void Open(bool recover) {
     store_.reset();
@@ -63,7 +59,8 @@ class FsckTest : public ::testing::Test {
     return path;
   }
 
-  fs::path root_;
+  testing::TempDir temp_{"hubcache-fsck-test"};
+  const fs::path root_ = temp_.path();
   std::unique_ptr<BlobStore> store_;
 };
 

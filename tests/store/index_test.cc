@@ -8,6 +8,8 @@
 
 #include "store/errc.h"
 
+#include "tests/support/temp_dir.h"
+
 namespace hubcache::store {
 namespace {
 
@@ -18,15 +20,10 @@ Digest D(int i) { return HashBytes(i % 2 ? DigestKind::kSha256 : DigestKind::kGi
 class IndexTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("hubcache-index-test-" + std::to_string(::getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
     Reopen();
   }
   void TearDown() override {
     index_.reset();
-    fs::remove_all(dir_);
   }
   void Reopen() {
     index_.reset();
@@ -34,7 +31,8 @@ class IndexTest : public ::testing::Test {
     ASSERT_TRUE(index) << index.error().message();
     index_ = std::move(*index);
   }
-  fs::path dir_;
+  testing::TempDir temp_{"hubcache-index-test"};
+  const fs::path dir_ = temp_.path();
   std::unique_ptr<Index> index_;
 };
 

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "core/errc.h"
+#include "tests/support/temp_dir.h"
 #include "tests/support/bytes.h"
 #include "store/blob_store.h"
 #include "store/errc.h"
@@ -24,15 +25,10 @@ using testing::ReadAll;
 class SpaceTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    root_ = fs::temp_directory_path() /
-            ("hubcache-space-test-" + std::to_string(::getpid()) + "-" +
-             ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(root_);
     Open(10'000);
   }
   void TearDown() override {
     store_.reset();
-    fs::remove_all(root_);
   }
   void Open(std::uint64_t max_bytes) {
     store_.reset();
@@ -57,7 +53,8 @@ class SpaceTest : public ::testing::Test {
   }
   bool Has(const Digest& d) { return store_->Lookup(d).has_value(); }
 
-  fs::path root_;
+  testing::TempDir temp_{"hubcache-space-test"};
+  const fs::path root_ = temp_.path();
   std::unique_ptr<BlobStore> store_;
 };
 
