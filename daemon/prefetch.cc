@@ -259,8 +259,7 @@ class Prefetcher {
       fail(ErrorText(head->head, ""));
       co_return;
     }
-    const std::string cache = head->head.Header("x-cache");
-    if (cache.starts_with("HIT") || cache.starts_with("STALE")) {
+    if (Stored(head->head)) {
       outcome.cached += 1;
       progress_.EndFile(id, true, "cached");
       co_return;
@@ -279,9 +278,25 @@ class Prefetcher {
     } else if (sink.bytes() != file.size) {
       fail(fmt::format("got {} bytes, the tree says {}", sink.bytes(), file.size));
     } else {
-      outcome.fetched += 1;
-      progress_.EndFile(id, true, "fetched");
+      // The body is complete once verified; hubcache may still be making it
+      // durable. A HEAD answers after that, and says whether it was stored at
+      // all (a full store serves downloads without keeping them).
+      auto stored = co_await Call(http::verb::head, target);
+      if (!stored) {
+        fail(stored.error().message());
+      } else if (!Stored(stored->head)) {
+        fail(fmt::format("downloaded but not stored (X-Cache: {}); is the store full?",
+                         stored->head.Header("x-cache")));
+      } else {
+        outcome.fetched += 1;
+        progress_.EndFile(id, true, "fetched");
+      }
     }
+  }
+
+  static bool Stored(const proxy::ResponseHead& head) {
+    const std::string cache = head.Header("x-cache");
+    return head.status == 200 && (cache.starts_with("HIT") || cache.starts_with("STALE"));
   }
 
   proxy::HubClient& client_;

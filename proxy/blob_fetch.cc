@@ -36,7 +36,8 @@ class WriterSink final : public ChunkSink {
 
 net::awaitable<Result<void>> FetchInto(HubClient& client, store::BlobWriter& writer,
                                        net::any_io_executor blocking, BlobFetch fetch,
-                                       RangedOptions options, std::function<void()> on_progress) {
+                                       RangedOptions options, std::function<void()> on_progress,
+                                       std::function<void()> on_verified) {
   const store::Digest digest = writer.digest();
   RangedJob job{.url = fetch.download_url, .size = writer.expected_size(), .token = fetch.token};
   if (!fetch.resolve_url.empty()) {
@@ -54,7 +55,12 @@ net::awaitable<Result<void>> FetchInto(HubClient& client, store::BlobWriter& wri
     writer.Abort();
     co_return Fail(downloaded.error());
   }
-  auto committed = co_await core::Offload(blocking, [&writer] { return writer.Commit(); });
+  auto committed = co_await core::Offload(blocking, [&writer, &on_verified] {
+    auto verified = writer.Verify();
+    if (!verified) return verified;
+    if (on_verified) on_verified();
+    return writer.Commit();
+  });
   if (!committed) {
     writer.Abort();
     co_return Fail(committed.error());

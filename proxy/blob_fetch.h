@@ -36,9 +36,15 @@ struct BlobFetch {
 // content. On any error the writer is aborted.
 // `on_progress`, if set, is called (from the blocking pool) after each write
 // that reached the disk, so that readers following the file can be woken.
+// `on_verified`, if set, is called (from the blocking pool) once the bytes
+// are complete and hash to the digest, before the commit makes them durable:
+// readers may send the last byte then, without waiting for the disk. The
+// commit runs right after on the same pool thread, so joining the pool
+// (daemon shutdown) finishes it.
 net::awaitable<Result<void>> FetchInto(HubClient& client, store::BlobWriter& writer,
                                        net::any_io_executor blocking, BlobFetch fetch,
                                        RangedOptions options,
-                                       std::function<void()> on_progress = {});
+                                       std::function<void()> on_progress = {},
+                                       std::function<void()> on_verified = {});
 
 }  // namespace hubcache::proxy

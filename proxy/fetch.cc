@@ -22,15 +22,32 @@ net::awaitable<Result<std::uint64_t>> Fetch::WaitOnStrand(std::uint64_t bytes,
     // Checked and waited for without suspending in between, on the strand
     // where Progress()/Finish() cancel the timer: no wake-up is lost.
     const std::uint64_t size = writer_->expected_size();
-    if (done_ && result_) co_return Fail(result_);
+    // Verified bytes stay good even if the commit fails afterwards: a reader's
+    // descriptor keeps the staging file's inode.
+    const bool verified = writer_->verified();
+    if (done_ && result_ && !verified) co_return Fail(result_);
     // Until verified, everything but the last byte.
     const std::uint64_t on_disk =
         from == 0 ? writer_->contiguous_bytes() : writer_->WrittenFrom(from);
-    const std::uint64_t have = done_ ? size : std::min(on_disk, size > 0 ? size - 1 : 0);
+    const std::uint64_t have =
+        done_ || verified ? size : std::min(on_disk, size > 0 ? size - 1 : 0);
     if (have >= bytes || done_) co_return have;
     ErrorCode ec;
     co_await wake_.async_wait(net::redirect_error(net::use_awaitable, ec));
   }
+}
+
+net::awaitable<ErrorCode> Fetch::WaitDone() {
+  co_return co_await net::co_spawn(
+      strand_,
+      [this]() -> net::awaitable<ErrorCode> {
+        while (!done_) {
+          ErrorCode ec;
+          co_await wake_.async_wait(net::redirect_error(net::use_awaitable, ec));
+        }
+        co_return result_;
+      },
+      net::use_awaitable);
 }
 
 void Fetch::Progress(const std::shared_ptr<Fetch>& fetch) {
@@ -84,7 +101,7 @@ net::awaitable<void> FetchCoordinator::Run(FetchCoordinator* self, std::shared_p
   // destroys such temporaries twice (it cost this Fetch a reference).
   std::function<void()> on_progress = [fetch] { Fetch::Progress(fetch); };
   auto result = co_await FetchInto(self->client_, *fetch->writer_, self->blocking_, std::move(how),
-                                   self->options_, on_progress);
+                                   self->options_, on_progress, on_progress);
   const ErrorCode ec = result ? ErrorCode() : result.error();
   if (self->metrics_ != nullptr) {
     self->metrics_->CountUpstreamBytes(ec ? fetch->writer_->contiguous_bytes() : fetch->size());

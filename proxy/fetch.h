@@ -39,11 +39,22 @@ class Fetch {
   // failed; with `from` 0 that is the contiguous prefix. Parallel ranged
   // downloads fill the file out of order, so a range far ahead is served as
   // soon as its own bytes are there. The last byte of the blob is released
-  // only once the blob is verified and committed: a client reading the whole
-  // file can never receive a complete body of wrong content (it gets a cut
-  // connection instead and retries). Errors: the fetch's failure. Runs on
-  // the caller's executor; hops to the fetch's strand internally.
+  // only once the blob is verified: a client reading the whole file can
+  // never receive a complete body of wrong content (it gets a cut connection
+  // instead and retries). It does not wait for the commit (fsync, rename,
+  // index): the staging file holds exactly the blob by then, and a client
+  // need not wait for the disk. Errors: the fetch's failure before the bytes
+  // were verified. Runs on the caller's executor; hops to the fetch's strand
+  // internally.
   net::awaitable<Result<std::uint64_t>> WaitFor(std::uint64_t bytes, std::uint64_t from = 0);
+
+  // Waits until the fetch has ended: committed (the blob is in the store) or
+  // failed. Returns its outcome.
+  net::awaitable<ErrorCode> WaitDone();
+
+  // True once every byte is on disk and verified (any thread); the commit
+  // may still be running.
+  bool verified() const { return writer_->verified(); }
 
   // A descriptor of the staging file (valid after commit and abort too).
   Result<UniqueFd> OpenReader() const { return writer_->OpenReader(); }

@@ -143,9 +143,20 @@ net::awaitable<void> ServeFile(HubContext& hub, Exchange& exchange, FileRef ref)
     http::response_header<> head = FileHead(answer);
 
     if (exchange.is_head()) {
-      // Metadata only; X-Cache tells whether the bytes are cached.
+      // Metadata only; X-Cache tells whether the bytes are stored. A download
+      // whose bytes are verified is being made durable: wait for that (the
+      // disk, not the network), so that HIT means "in the store" (prefetch
+      // relies on it).
       auto blob = hub.store.index().GetBlob(digest);
-      const bool present = blob && blob->has_value();
+      bool present = blob && blob->has_value();
+      if (!present) {
+        if (std::shared_ptr<Fetch> publishing = hub.fetches.Find(digest);
+            publishing != nullptr && publishing->verified()) {
+          const ErrorCode stored = co_await publishing->WaitDone();
+          blob = hub.store.index().GetBlob(digest);
+          present = !stored && blob && blob->has_value();
+        }
+      }
       head.set("X-Cache", CacheStatusHeader(present ? cached : CacheStatus::kMiss));
       exchange.set_cache(CacheStatusHeader(present ? cached : CacheStatus::kMiss));
       head.result(http::status::ok);
@@ -214,6 +225,9 @@ net::awaitable<void> ServeFile(HubContext& hub, Exchange& exchange, FileRef ref)
       }
       fetch = joined->fetch;
       status = joined->started ? CacheStatus::kMiss : CacheStatus::kCoalesced;
+    } else if (fetch->verified()) {
+      // Every byte is here and verified; only the commit is still running.
+      status = cached;
     }
     if (status == CacheStatus::kCoalesced) hub.metrics.CountCoalesced();
     auto reader = fetch->OpenReader();

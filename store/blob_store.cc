@@ -519,9 +519,14 @@ Result<UniqueFd> BlobWriter::OpenReader() const {
   return fd;
 }
 
-Result<void> BlobWriter::Commit() {
+Result<void> BlobWriter::Verify() {
   std::unique_lock lock(mu_);
+  return VerifyLocked(lock);
+}
+
+Result<void> BlobWriter::VerifyLocked(std::unique_lock<std::mutex>& lock) {
   if (state_.load() != State::kWriting) return Fail(core::Errc::kInvalidArgument);
+  if (verified_.load()) return {};
   if (contiguous_.load() != expected_size_ || hashed_ != expected_size_ || hashing_) {
     return Fail(Errc::kIncomplete);
   }
@@ -534,6 +539,13 @@ Result<void> BlobWriter::Commit() {
     MarkFailed(lock);
     return tl::unexpected<ErrorCode>(Errc::kDigestMismatch);
   }
+  verified_.store(true);
+  return {};
+}
+
+Result<void> BlobWriter::Commit() {
+  std::unique_lock lock(mu_);
+  if (auto verified = VerifyLocked(lock); !verified) return verified;
   // Durable before visible: data, then the rename, then both directories.
   const fs::path target = store_.BlobPath(digest_);
   std::error_code fs_ec;

@@ -220,10 +220,20 @@ class BlobWriter {
   // download; it stays valid after Commit() (rename) and Abort() (unlink).
   Result<UniqueFd> OpenReader() const;
 
-  // Verifies and publishes the blob. Errors: Errc::kIncomplete if bytes are
-  // missing (the writer stays usable); Errc::kDigestMismatch (the staging
-  // file is deleted, actual_digest() says what arrived); system errors from
-  // fsync/rename; index errors. Every error but kIncomplete fails the writer.
+  // Checks that every byte is written and hashes to the digest, without
+  // making anything durable or visible: after it succeeds the staging file
+  // holds exactly the blob, so readers following it may send the last byte
+  // while Commit() waits for the disk. Idempotent. Errors: Errc::kIncomplete
+  // if bytes are missing (the writer stays usable); Errc::kDigestMismatch
+  // (the staging file is deleted, actual_digest() says what arrived).
+  Result<void> Verify();
+  // True once Verify() succeeded (any thread).
+  bool verified() const { return verified_.load(); }
+
+  // Verifies (unless Verify() did already) and publishes the blob: fsync,
+  // rename into blobs/, fsync of both directories, index. Errors: those of
+  // Verify(); system errors from fsync/rename; index errors. Every error but
+  // kIncomplete fails the writer.
   Result<void> Commit();
   // Deletes the staging file. Idempotent.
   void Abort();
@@ -242,6 +252,7 @@ class BlobWriter {
                            const Pieces& mine);
   // Marks the writer failed and deletes the staging file. REQUIRES: mu_ held.
   void MarkFailed(std::unique_lock<std::mutex>& lock);
+  Result<void> VerifyLocked(std::unique_lock<std::mutex>& lock);
 
   BlobStore& store_;
   const Digest digest_;
@@ -250,6 +261,7 @@ class BlobWriter {
   UniqueFd fd_;
   std::atomic<std::uint64_t> contiguous_{0};
   std::atomic<State> state_{State::kWriting};
+  std::atomic<bool> verified_{false};
 
   mutable std::mutex mu_;
   std::map<std::uint64_t, std::uint64_t> claimed_;  // GUARDED_BY(mu_): start → end

@@ -153,6 +153,20 @@ TEST_F(OpsTest, PrefetchFiltersAndReportsFailuresThenResumes) {
       << missing.out;
 }
 
+TEST_F(OpsTest, PrefetchReportsAFileTheStoreCouldNotKeep) {
+  // model.safetensors (5 MB) cannot fit under a 1 MiB store: hubcache serves
+  // it straight through, and prefetch must not call that cached.
+  auto full = Prefetch({"org/model", "--exclude", "*.md", "--set", "store.max_bytes=1MiB"});
+  EXPECT_EQ(full.exit_code, 1) << full.out << full.err;
+  EXPECT_NE(full.out.find("FAILED model.safetensors: downloaded but not stored (X-Cache: MISS)"),
+            std::string::npos)
+      << full.out;
+  EXPECT_NE(full.out.find("5 fetched, 0 already cached, 1 FAILED"), std::string::npos) << full.out;
+  auto roomy = Prefetch({"org/model", "--exclude", "*.md"});
+  EXPECT_EQ(roomy.exit_code, 0) << roomy.out << roomy.err;
+  EXPECT_NE(roomy.out.find("1 fetched, 5 already cached"), std::string::npos) << roomy.out;
+}
+
 TEST_F(OpsTest, AnInterruptedPrefetchContinuesWhereItStopped) {
   // One file of the revision done before the interruption (deterministically).
   ASSERT_EQ(Prefetch({"org/big", "--include", "config.json"}).exit_code, 0);

@@ -58,6 +58,33 @@ TEST_F(BlobFetchTest, LfsAndRegularFilesLandVerified) {
   EXPECT_TRUE(store::Fsck(*store_, store::FsckMode::kVerify)->clean());
 }
 
+TEST_F(BlobFetchTest, ReadersAreToldOfVerifiedBytesBeforeTheCommitWaitsForTheDisk) {
+  const std::string resolve_url = hub_->url() + "/org/model/resolve/main/model.safetensors";
+  auto file = RunAsync(ioc_, ResolveFile(*client_, resolve_url, Secret()));
+  ASSERT_TRUE(file);
+  auto digest = store::Digest::ParseHex(file->etag);
+  auto writer = store_->BeginWrite(*digest, file->size);
+  ASSERT_TRUE(writer);
+  int calls = 0;
+  bool verified_then = false;
+  bool visible_then = true;
+  std::function<void()> on_verified = [&] {
+    ++calls;
+    verified_then = (*writer)->verified();
+    visible_then = store_->Lookup(*digest).has_value();
+  };
+  auto fetched = RunAsync(ioc_, FetchInto(*client_, **writer, pool_.get_executor(),
+                                          {.download_url = file->download_url,
+                                           .resolve_url = resolve_url},
+                                          {.connections = 4, .chunk_bytes = 1 << 20}, {},
+                                          on_verified));
+  ASSERT_TRUE(fetched) << fetched.error().message();
+  EXPECT_EQ(calls, 1);
+  EXPECT_TRUE(verified_then);
+  EXPECT_FALSE(visible_then) << "on_verified came after the commit";
+  EXPECT_TRUE(store_->Lookup(*digest));
+}
+
 TEST_F(BlobFetchTest, AFlippedByteIsCaughtAndNothingIsStored) {
   hub_->AddFault({.path_contains = "xet-bridge", .drop_times = -1, .flip_byte = true,
                   .flip_offset = 4'000'000});

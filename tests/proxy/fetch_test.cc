@@ -36,6 +36,9 @@ class FetchTest : public UpstreamStoreTest {
     hub_->ClearLog();
   }
   void TearDown() override {
+    // A reader is done once the bytes are verified; let the commits finish
+    // before the store goes away.
+    if (coordinator_) RunUntilNoFetch();
     coordinator_.reset();
     UpstreamStoreTest::TearDown();
   }
@@ -51,6 +54,21 @@ class FetchTest : public UpstreamStoreTest {
     auto have = co_await joined->fetch->WaitFor(file_.size);
     if (!have) co_return Fail(have.error());
     co_return testing::ReadAll(fd->get());
+  }
+
+  // Runs the event loop until no fetch is running: a reader is done once
+  // its bytes are verified, the commit may still be going on.
+  void RunUntilNoFetch() {
+    ioc_.restart();
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (coordinator_->running() != 0 && std::chrono::steady_clock::now() < deadline) {
+      ioc_.run_for(milliseconds(10));
+      ioc_.restart();
+    }
+    ASSERT_EQ(coordinator_->running(), 0u);
+    // The fetch's last handlers (its Finish) may still be queued.
+    ioc_.restart();
+    while (ioc_.poll() > 0) ioc_.restart();
   }
 
   std::unique_ptr<FetchCoordinator> coordinator_;
@@ -104,6 +122,21 @@ TEST_F(FetchTest, ReadersSeeBytesBeforeTheDownloadEnds) {
   EXPECT_LT(first_ms * 3, all_ms) << "the first bytes came only at the end";
 }
 
+TEST_F(FetchTest, WaitDoneReturnsOnceTheBlobIsInTheStore) {
+  auto joined = coordinator_->Join(digest_, file_.size,
+                                   {.download_url = file_.download_url, .resolve_url = resolve_url_});
+  ASSERT_TRUE(joined);
+  auto all = RunAsync(ioc_, joined->fetch->WaitFor(file_.size));
+  ASSERT_TRUE(all);
+  EXPECT_EQ(*all, file_.size);
+  EXPECT_TRUE(joined->fetch->verified());
+  auto done = RunAsync(ioc_, joined->fetch->WaitDone());
+  EXPECT_FALSE(done) << done.message();
+  EXPECT_TRUE(store_->Lookup(digest_));
+  auto again = RunAsync(ioc_, joined->fetch->WaitDone());  // and at once after that
+  EXPECT_FALSE(again);
+}
+
 TEST_F(FetchTest, AFailedFetchFailsEveryReaderAndCanBeRetried) {
   hub_->AddFault({.path_contains = "xet-bridge", .drop_times = 1, .flip_byte = true, .flip_offset = 10});
   bool started = false;
@@ -114,6 +147,7 @@ TEST_F(FetchTest, AFailedFetchFailsEveryReaderAndCanBeRetried) {
   EXPECT_FALSE(store_->Lookup(digest_));
   auto again = RunAsync(ioc_, Reader(&started));  // the fault is used up
   ASSERT_TRUE(again) << again.error().message();
+  RunUntilNoFetch();
   EXPECT_TRUE(store_->Lookup(digest_));
 }
 

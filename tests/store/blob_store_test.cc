@@ -116,6 +116,47 @@ TEST_F(BlobStoreTest, NothingIsVisibleBeforeCommit) {
   EXPECT_TRUE(store_->Lookup(digest));
 }
 
+TEST_F(BlobStoreTest, VerifiedBytesAreReadableButNotVisibleUntilCommit) {
+  const std::string content = Content(300'000, 12);
+  const Digest digest = HashBytes(DigestKind::kSha256, content);
+  auto writer = store_->BeginWrite(digest, content.size());
+  ASSERT_TRUE(writer);
+  ASSERT_TRUE((*writer)->WriteAt(100'000, AsBytes(content).subspan(100'000)));
+  EXPECT_EQ((*writer)->Verify().error(), Errc::kIncomplete);  // a gap: still usable
+  EXPECT_FALSE((*writer)->verified());
+  ASSERT_TRUE((*writer)->WriteAt(0, AsBytes(content).first(100'000)));
+  ASSERT_TRUE((*writer)->Verify());
+  EXPECT_TRUE((*writer)->verified());
+  EXPECT_TRUE((*writer)->Verify());  // idempotent
+  // Verified, not yet durable: readers of the staging file get every byte,
+  // lookups still miss.
+  auto reader = (*writer)->OpenReader();
+  ASSERT_TRUE(reader);
+  EXPECT_EQ(ReadAll(reader->get()), content);
+  EXPECT_EQ(store_->Lookup(digest).error(), core::Errc::kNotFound);
+  EXPECT_FALSE(fs::exists(store_->BlobPath(digest)));
+  ASSERT_TRUE((*writer)->Commit());
+  EXPECT_EQ((*writer)->state(), BlobWriter::State::kCommitted);
+  auto blob = store_->Lookup(digest);
+  ASSERT_TRUE(blob);
+  EXPECT_EQ(ReadAll(blob->fd.get()), content);
+}
+
+TEST_F(BlobStoreTest, VerifyCatchesAMismatchBeforeAnythingIsPublished) {
+  std::string lie = Content(4096, 13);
+  const Digest digest = HashBytes(DigestKind::kSha256, lie);
+  lie[0] ^= 0x80;
+  auto writer = store_->BeginWrite(digest, lie.size());
+  ASSERT_TRUE(writer);
+  ASSERT_TRUE((*writer)->WriteAt(0, AsBytes(lie)));
+  EXPECT_EQ((*writer)->Verify().error(), Errc::kDigestMismatch);
+  EXPECT_FALSE((*writer)->verified());
+  EXPECT_EQ((*writer)->state(), BlobWriter::State::kFailed);
+  EXPECT_EQ(StagingFiles(), 0u);
+  EXPECT_FALSE((*writer)->Commit());
+  EXPECT_EQ(store_->Lookup(digest).error(), core::Errc::kNotFound);
+}
+
 TEST_F(BlobStoreTest, OutOfOrderParallelWritesCommit) {
   const std::string content = Content(3'000'000, 3);
   const Digest digest = HashBytes(DigestKind::kSha256, content);
