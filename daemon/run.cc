@@ -61,8 +61,18 @@ int Run(const config::Loaded& loaded, Reloader reload) {
   const unsigned threads =
       config.server.threads != 0 ? config.server.threads
                                  : std::max(1u, std::thread::hardware_concurrency());
-  net::io_context ioc(static_cast<int>(threads));
-  auto created = Service::Create(config, *opened, ioc, threads);
+  // One event loop per thread. The first also runs the accept loops,
+  // downloads, signals and timers; client connections are spread over all
+  // of them, so a connection's handlers always run on one thread and the
+  // loops share no scheduler (no lock contention, no cross-thread wake-ups).
+  net::io_context ioc(1);
+  std::vector<std::unique_ptr<net::io_context>> more_loops;
+  std::vector<net::io_context*> connection_loops{&ioc};
+  for (unsigned i = 1; i < threads; ++i) {
+    more_loops.push_back(std::make_unique<net::io_context>(1));
+    connection_loops.push_back(more_loops.back().get());
+  }
+  auto created = Service::Create(config, *opened, ioc, threads, connection_loops);
   if (!created) return StartupFailure(created.error().event, created.error().message);
   Service& service = **created;
   proxy::Server& server = service.server();
@@ -156,8 +166,14 @@ int Run(const config::Loaded& loaded, Reloader reload) {
              {"config_file", loaded.config_file.empty() ? "none" : loaded.config_file}});
 
   std::vector<std::thread> pool;
-  for (unsigned i = 1; i < threads; ++i) pool.emplace_back([&ioc] { ioc.run(); });
+  std::vector<net::executor_work_guard<net::io_context::executor_type>> keep_running;
+  for (auto& loop : more_loops) {
+    keep_running.push_back(net::make_work_guard(*loop));
+    pool.emplace_back([&loop] { loop->run(); });
+  }
   ioc.run();
+  // The main loop stops when shutdown is complete (or forced): so do the rest.
+  for (auto& loop : more_loops) loop->stop();
   for (auto& t : pool) t.join();
   service.JoinBlocking();
 

@@ -41,7 +41,8 @@ tl::expected<Service::Store, Service::Failure> Service::OpenStore(const config::
 }
 
 tl::expected<std::unique_ptr<Service>, Service::Failure> Service::Create(
-    const config::Config& config, Store& store, net::io_context& ioc, unsigned threads) {
+    const config::Config& config, Store& store, net::io_context& ioc, unsigned threads,
+    std::vector<net::io_context*> connection_loops) {
   using Unexpected = tl::unexpected<Failure>;
   // 3. The Hub client.
   auto client = proxy::HubClient::Create(config.upstream);
@@ -52,7 +53,8 @@ tl::expected<std::unique_ptr<Service>, Service::Failure> Service::Create(
   std::unique_ptr<Service> service(
       new Service(config, ioc, threads, store, std::move(*client)));
   // 4. The HTTP server.
-  auto server = proxy::Server::Create(ioc, config.server, service->router_);
+  auto server =
+      proxy::Server::Create(ioc, config.server, service->router_, std::move(connection_loops));
   if (!server) {
     std::string addresses;
     for (const auto& a : config.server.listen) addresses += (addresses.empty() ? "" : ", ") + a;

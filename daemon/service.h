@@ -45,11 +45,12 @@ class Service {
   static tl::expected<Store, Failure> OpenStore(const config::Config& config);
 
   // Sets up the Hub client and the proxy and listens on config.server.listen.
-  // `store` and `ioc` must outlive the service.
-  static tl::expected<std::unique_ptr<Service>, Failure> Create(const config::Config& config,
-                                                                Store& store,
-                                                                net::io_context& ioc,
-                                                                unsigned threads);
+  // `ioc` runs downloads and the accept loops; client connections live on
+  // `connection_loops` (all on `ioc` when empty; see proxy::Server::Create).
+  // `store` and the event loops must outlive the service.
+  static tl::expected<std::unique_ptr<Service>, Failure> Create(
+      const config::Config& config, Store& store, net::io_context& ioc, unsigned threads,
+      std::vector<net::io_context*> connection_loops = {});
   // Waits for the blocking pool's work to finish.
   ~Service();
 

@@ -77,15 +77,20 @@ struct Server::Connection {
   bool idle = true;
 };
 
-Server::Server(net::io_context& ioc, const ServerOptions& options, Handler& handler)
-    : ioc_(ioc), options_(options), handler_(handler) {}
+Server::Server(net::io_context& ioc, const ServerOptions& options, Handler& handler,
+               std::vector<net::io_context*> connection_contexts)
+    : ioc_(ioc),
+      connection_contexts_(std::move(connection_contexts)),
+      options_(options),
+      handler_(handler) {}
 
 Server::~Server() = default;
 
 Result<std::unique_ptr<Server>> Server::Create(net::io_context& ioc,
-                                               const ServerOptions& options,
-                                               Handler& handler) {
-  std::unique_ptr<Server> server(new Server(ioc, options, handler));
+                                               const ServerOptions& options, Handler& handler,
+                                               std::vector<net::io_context*> connection_contexts) {
+  std::unique_ptr<Server> server(
+      new Server(ioc, options, handler, std::move(connection_contexts)));
   for (const std::string& address : options.listen) {
     auto parsed = core::ParseListenAddress(address);
     if (!parsed) return Fail(make_error_code(boost::system::errc::invalid_argument));
@@ -131,10 +136,16 @@ std::size_t Server::connection_count() const {
   return connections_.size();
 }
 
+net::io_context& Server::NextConnectionContext() {
+  if (connection_contexts_.empty()) return ioc_;
+  const std::size_t i = next_context_.fetch_add(1, std::memory_order_relaxed);
+  return *connection_contexts_[i % connection_contexts_.size()];
+}
+
 net::awaitable<void> Server::AcceptLoop(Listener& listener) {
   while (!stopping_) {
     ErrorCode ec;
-    ServerSocket socket(net::make_strand(ioc_.get_executor()));
+    ServerSocket socket(net::make_strand(NextConnectionContext().get_executor()));
     co_await listener.acceptor.async_accept(socket, net::redirect_error(net::use_awaitable, ec));
     if (ec) {
       if (ec == net::error::operation_aborted || stopping_) break;

@@ -37,9 +37,15 @@ class Server {
   // Binds all of `options.listen`. Errors: the bind/listen error of the first
   // address that failed (address in use, permission denied), after which
   // nothing stays bound. `ioc` and `handler` must outlive the server.
-  static Result<std::unique_ptr<Server>> Create(net::io_context& ioc,
-                                                const ServerOptions& options,
-                                                Handler& handler);
+  //
+  // `ioc` runs the accept loops and the shutdown timer. Client connections
+  // are spread round-robin over `connection_contexts` (each typically run by
+  // one thread of its own, so a connection's work never crosses threads or
+  // contends on a shared scheduler), or all live on `ioc` when it is empty.
+  // They must outlive the server too.
+  static Result<std::unique_ptr<Server>> Create(
+      net::io_context& ioc, const ServerOptions& options, Handler& handler,
+      std::vector<net::io_context*> connection_contexts = {});
   ~Server();
 
   // The bound addresses, with ports resolved when port 0 was configured.
@@ -62,7 +68,10 @@ class Server {
 
  private:
   struct Listener;
-  Server(net::io_context& ioc, const ServerOptions& options, Handler& handler);
+  Server(net::io_context& ioc, const ServerOptions& options, Handler& handler,
+         std::vector<net::io_context*> connection_contexts);
+  // Where the next accepted connection lives.
+  net::io_context& NextConnectionContext();
 
   net::awaitable<void> AcceptLoop(Listener& listener);
   net::awaitable<void> Session(std::shared_ptr<Connection> connection);
@@ -74,6 +83,8 @@ class Server {
   void FinishShutdown();
 
   net::io_context& ioc_;
+  const std::vector<net::io_context*> connection_contexts_;
+  std::atomic<std::size_t> next_context_{0};
   const ServerOptions options_;
   Handler& handler_;
   std::vector<std::unique_ptr<Listener>> listeners_;
