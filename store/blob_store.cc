@@ -377,6 +377,20 @@ Result<Reservation> BlobStore::Reserve(std::uint64_t bytes) {
   std::lock_guard lock(space_mu_);
   const std::uint64_t shortfall = Shortfall(bytes);
   if (shortfall > 0) {
+    // Evict only when that makes room: a file that can never fit (larger
+    // than store.max_bytes, or than all unpinned blobs together) must not
+    // empty the cache on its way to being refused.
+    std::uint64_t evictable = 0;
+    auto scan = index_->ForEachByAge([&](const Digest&, const BlobRecord& r) {
+      if (r.pins == 0) evictable += r.size;
+      return evictable < shortfall;
+    });
+    if (!scan) return Fail(scan.error());
+    if (evictable < shortfall) {
+      log::Warn(log::Module::kStore, "reserve_failed",
+                {{"bytes", bytes}, {"shortfall", shortfall - evictable}});
+      return Fail(Errc::kNoSpace);
+    }
     auto evicted = EvictWhile([&](std::uint64_t freed) { return freed < shortfall; });
     if (!evicted) return Fail(evicted.error());
     if (evicted->bytes < shortfall) {

@@ -115,7 +115,7 @@ class BlobStore {
   // evicts least-recently-used blobs that no pin holds, oldest first, index
   // entry before file. Blobs being written are not in the index and are never
   // candidates. Errors: Errc::kNoSpace when even evicting every candidate
-  // would not make room (what was evicted stays evicted).
+  // would not make room; then nothing is evicted.
   Result<Reservation> Reserve(std::uint64_t bytes);
 
   // Evicts least-recently-used unpinned blobs until the cached bytes are at

@@ -90,6 +90,29 @@ TEST_F(SpaceTest, PinnedBlobsAreNeverEvicted) {
   EXPECT_EQ(store_->reserved_bytes(), 0u);
 }
 
+TEST_F(SpaceTest, AFileThatCanNeverFitEvictsNothing) {
+  const Digest a = Put(Content(3000, 1), 100).value();
+  const Digest b = Put(Content(3000, 2), 200).value();
+  // Larger than store.max_bytes: refused, and the cache is left alone.
+  auto huge = store_->BeginWrite(HashBytes(DigestKind::kSha256, "huge"), 10'001);
+  ASSERT_FALSE(huge);
+  EXPECT_EQ(huge.error(), Errc::kNoSpace);
+  EXPECT_TRUE(Has(a) && Has(b));
+  EXPECT_EQ(store_->used_bytes(), 6000u);
+  // Fits under the limit, but only if pinned blobs went: refused, nothing evicted.
+  ASSERT_TRUE(store_->index().Pin("model/org/x@main", {a}));
+  auto refused = store_->Reserve(8000);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error(), Errc::kNoSpace);
+  EXPECT_TRUE(Has(a) && Has(b));
+  EXPECT_EQ(store_->reserved_bytes(), 0u);
+  // Room that evicting `b` makes is still made.
+  auto fits = store_->Reserve(7000);
+  ASSERT_TRUE(fits);
+  EXPECT_TRUE(Has(a));
+  EXPECT_FALSE(Has(b));
+}
+
 TEST_F(SpaceTest, ReservationsCountUntilReleased) {
   auto held = store_->Reserve(8000);
   ASSERT_TRUE(held);
