@@ -152,10 +152,12 @@ net::awaitable<void> ServeFile(HubContext& hub, Exchange& exchange, FileRef ref)
       if (!present) {
         if (std::shared_ptr<Fetch> publishing = hub.fetches.Find(digest);
             publishing != nullptr && publishing->verified()) {
-          const ErrorCode stored = co_await publishing->WaitDone();
-          blob = hub.store.index().GetBlob(digest);
-          present = !stored && blob && blob->has_value();
+          co_await publishing->WaitDone();
         }
+        // Looked up again even when no download was found: one may have
+        // committed and left between the lookup above and Find().
+        blob = hub.store.index().GetBlob(digest);
+        present = blob && blob->has_value();
       }
       head.set("X-Cache", CacheStatusHeader(present ? cached : CacheStatus::kMiss));
       exchange.set_cache(CacheStatusHeader(present ? cached : CacheStatus::kMiss));

@@ -368,8 +368,10 @@ TEST_F(OpsTest, ABundleCarriesReposToAnOfflineSiteForHuggingfaceJs) {
 }
 
 TEST_F(OpsTest, ATamperedBundleIndexesNothingBad) {
-  ASSERT_EQ(Prefetch({"org/model"}).exit_code, 0);
-  ASSERT_EQ(Prefetch({"datasets/org/data"}).exit_code, 0);
+  for (const char* repo : {"org/model", "datasets/org/data"}) {
+    auto prefetched = Prefetch({repo});
+    ASSERT_EQ(prefetched.exit_code, 0) << prefetched.out << prefetched.err;
+  }
   const fs::path bundle = dir() / "bundle";
   ASSERT_EQ(Hubcache({"export", "org/model", "datasets/org/data", "--out", bundle.string()})
                 .exit_code,
