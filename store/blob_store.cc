@@ -526,8 +526,7 @@ Result<void> BlobWriter::AdvanceHash(std::uint64_t offset, std::span<const std::
 Result<UniqueFd> BlobWriter::OpenReader() const {
   // Under the lock, so that Commit()'s rename cannot slip in between.
   std::unique_lock lock(mu_);
-  const fs::path path =
-      state_.load() == State::kCommitted ? store_.BlobPath(digest_) : staging_path_;
+  const fs::path path = renamed_ ? store_.BlobPath(digest_) : staging_path_;
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd) return Fail(core::ErrnoError(errno));
   return fd;
@@ -560,19 +559,26 @@ Result<void> BlobWriter::VerifyLocked(std::unique_lock<std::mutex>& lock) {
 Result<void> BlobWriter::Commit() {
   std::unique_lock lock(mu_);
   if (auto verified = VerifyLocked(lock); !verified) return verified;
+  // Every byte is written and verified: nothing changes the file from here
+  // on. The waits for the disk run without the lock, so that readers
+  // following this download (WrittenFrom(), OpenReader(), on an event loop)
+  // are never held up by an fsync of a large file.
+  lock.unlock();
   // Durable before visible: data, then the rename, then both directories.
   const fs::path target = store_.BlobPath(digest_);
   std::error_code fs_ec;
   fs::create_directories(target.parent_path(), fs_ec);
-  if (fs_ec) {
+  int err = fs_ec ? fs_ec.value() : 0;
+  if (err == 0 && ::fsync(fd_.get()) != 0) err = errno;
+  lock.lock();
+  // Under the lock: OpenReader() picks the path by renamed_.
+  if (err == 0 && ::rename(staging_path_.c_str(), target.c_str()) != 0) err = errno;
+  if (err != 0) {
     MarkFailed(lock);
-    return tl::unexpected<ErrorCode>(core::ErrnoError(fs_ec.value()));
+    return tl::unexpected<ErrorCode>(core::ErrnoError(err));
   }
-  if (::fsync(fd_.get()) != 0 || ::rename(staging_path_.c_str(), target.c_str()) != 0) {
-    const ErrorCode ec = core::ErrnoError(errno);
-    MarkFailed(lock);
-    return tl::unexpected<ErrorCode>(ec);
-  }
+  renamed_ = true;
+  lock.unlock();
   auto synced = SyncDir(target.parent_path());
   if (synced) synced = SyncDir(staging_path_.parent_path());
   if (synced) {
@@ -580,7 +586,8 @@ Result<void> BlobWriter::Commit() {
     synced = store_.index().PutBlob(digest_, BlobRecord{expected_size_, now, now, 0});
   }
   if (!synced) {
-    // Not indexed: take the file back out so blobs/ holds only indexed files.
+    // Not indexed: take the file back out so blobs/ holds only indexed files
+    // (readers that opened it keep their descriptor).
     ::unlink(target.c_str());
     state_.store(State::kFailed);
     return synced;

@@ -231,7 +231,9 @@ class BlobWriter {
   bool verified() const { return verified_.load(); }
 
   // Verifies (unless Verify() did already) and publishes the blob: fsync,
-  // rename into blobs/, fsync of both directories, index. Errors: those of
+  // rename into blobs/, fsync of both directories, index. Only the rename
+  // holds the writer's lock: WrittenFrom() and OpenReader() do not wait for
+  // the disk. Not to be called concurrently with Abort(). Errors: those of
   // Verify(); system errors from fsync/rename; index errors. Every error but
   // kIncomplete fails the writer.
   Result<void> Commit();
@@ -269,6 +271,7 @@ class BlobWriter {
   Hasher hasher_;                                   // touched by the hashing thread only
   std::uint64_t hashed_ = 0;                        // GUARDED_BY(mu_)
   bool hashing_ = false;                            // GUARDED_BY(mu_)
+  bool renamed_ = false;  // GUARDED_BY(mu_): the file is at its blobs/ path
   std::optional<Digest> actual_;                    // GUARDED_BY(mu_)
   Reservation reservation_;
   std::atomic<std::uint64_t> staged_{0};            // bytes written, for the store's accounting
