@@ -21,6 +21,9 @@ namespace fs = std::filesystem;
 using Extents = std::map<std::uint64_t, std::uint64_t>;  // start → end, disjoint
 constexpr std::size_t kHashReadChunk = 1 << 20;
 
+// Eviction may take a blob that no pin holds.
+bool Evictable(const BlobRecord& record) { return record.pins == 0; }
+
 std::int64_t Now() {
   return std::chrono::duration_cast<std::chrono::seconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -334,7 +337,7 @@ Result<EvictReport> BlobStore::EvictWhile(const std::function<bool(std::uint64_t
     // A batch of the oldest unpinned blobs.
     std::vector<std::pair<Digest, std::uint64_t>> batch;
     auto scan = index_->ForEachByAge([&](const Digest& d, const BlobRecord& r) {
-      if (r.pins == 0) batch.emplace_back(d, r.size);
+      if (Evictable(r)) batch.emplace_back(d, r.size);
       return batch.size() < 64;
     });
     if (!scan) return Fail(scan.error());
@@ -382,7 +385,7 @@ Result<Reservation> BlobStore::Reserve(std::uint64_t bytes) {
     // empty the cache on its way to being refused.
     std::uint64_t evictable = 0;
     auto scan = index_->ForEachByAge([&](const Digest&, const BlobRecord& r) {
-      if (r.pins == 0) evictable += r.size;
+      if (Evictable(r)) evictable += r.size;
       return evictable < shortfall;
     });
     if (!scan) return Fail(scan.error());
