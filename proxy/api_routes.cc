@@ -142,7 +142,22 @@ net::awaitable<void> ServeApi(HubContext& hub, Exchange& exchange) {
 
   OutRequest out = Outgoing(hub, request);
   if (paths_info) out.retry = true;  // a read, despite POST
+  // A renamed repo answers with a redirect to its new name. It goes to the
+  // client, which asks again under the new name: followed here, its answer
+  // would be cached under the old one.
+  out.follow_redirects = false;
   auto answer = co_await hub.client.Fetch(std::move(out));
+  if (answer && answer->head.status >= 300 && answer->head.status < 400) {
+    const std::string location = answer->head.Header("location");
+    if (location.empty() ||
+        !RewriteLocation(location, hub.upstream_url, PublicBase(hub, request))) {
+      // Off the Hub (no API route is known to do this): clients must not be
+      // sent there, so it is followed here as any other redirect.
+      OutRequest again = Outgoing(hub, request);
+      if (paths_info) again.retry = true;
+      answer = co_await hub.client.Fetch(std::move(again));
+    }
+  }
   if (!answer || answer->head.status >= 500) {
     std::optional<store::DocRecord> doc = cached_doc(true);
     if (!doc) doc = synthesized();

@@ -211,6 +211,29 @@ net::awaitable<FileAnswer> FileResolver::Resolve(FileRef ref, Secret token,
 
   const unsigned status = resolved->status;
   const ResponseHead& head = resolved->head;
+  if (!resolved->moved_to.empty()) {
+    // A renamed repo: the client follows the redirect and asks for the new
+    // name; nothing (ref, file, access fact) is recorded under the old one.
+    log::Debug(kModule, "repo_moved",
+               {{"repo", ref.repo.name}, {"status", status},
+                {"location", resolved->moved_to.substr(0, resolved->moved_to.find('?'))}});
+    FileAnswer answer;
+    answer.kind = FileAnswer::Kind::kMoved;
+    answer.status = status;
+    answer.location = resolved->moved_to;
+    for (std::string_view name : kRelayedHeaders) {
+      std::string value = head.Header(name);
+      if (!value.empty()) answer.headers.emplace_back(name, std::move(value));
+    }
+    co_return answer;
+  }
+  if (status >= 300 && status < 400) {
+    // A redirect ResolveFile does not follow any further: relaying it would
+    // hand the client a 3xx it cannot use.
+    log::Warn(kModule, "upstream_unexpected_redirect",
+              {{"repo", ref.repo.name}, {"path", ref.path}, {"status", status}});
+    co_return Unavailable(502, "The Hub redirected this file further than hubcache follows");
+  }
   if (status >= 500 || status == 429) {
     // The Hub is in trouble: what the cache knows is better than an error.
     FileAnswer fallback = Offline(ref, FromCache(ref, token, true), status, "");
