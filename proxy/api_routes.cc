@@ -6,6 +6,7 @@
 #include "core/offload.h"
 #include "proxy/hub_routes.h"
 #include "proxy/offline_docs.h"
+#include "proxy/offline_refs.h"
 #include "proxy/relay.h"
 #include "proxy/shaping.h"
 
@@ -132,6 +133,19 @@ net::awaitable<void> ServeApi(HubContext& hub, Exchange& exchange) {
   if (offline) {
     if (auto doc = synthesized()) {
       co_await SendDoc(hub, exchange, *doc, 200, CacheStatus::kStale);
+      co_return;
+    }
+    // Air-gapped, a branch or tag whose commit was never stored gets the
+    // Hub's answer for a revision it does not have (proxy/offline_refs.h).
+    const bool at_revision = api->route.empty() || api->route == "revision" ||
+                             api->route == "tree" || paths_info;
+    const std::string revision = api->revision.empty() ? "main" : api->revision;
+    if (at_revision && hub.files.configured_offline() &&
+        hub.access.Allows(api->repo, token, /*offline=*/true) &&
+        ListedButNotStored(hub.store.index(), api->repo, revision)) {
+      const RevisionNotFoundAnswer missing(revision);
+      co_await SendJsonError(exchange, missing.status, missing.message, missing.headers,
+                             CacheStatus::kHit);
       co_return;
     }
     co_await SendJsonError(exchange, 503,

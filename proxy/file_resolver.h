@@ -15,8 +15,11 @@
 // recorded under the old name.
 //
 // Offline (upstream.offline, or the Hub unreachable within the last few
-// seconds): refs are used however old (the answer is marked stale), access
-// follows the offline rules, and what is not cached is unavailable.
+// seconds): refs are used however old (the answer is marked stale), and a
+// branch or tag the refs table lacks is looked up in the stored refs listing
+// (proxy/offline_refs.h); access follows the offline rules, and what is not
+// cached is unavailable. With upstream.offline, a listed revision whose
+// commit is not stored gets the Hub's 404 RevisionNotFound.
 //
 // Executor: the caller's. Index writes run on `blocking`.
 #pragma once
@@ -76,6 +79,9 @@ class FileResolver {
 
   // True while requests are answered without asking the Hub.
   bool offline() const;
+  // True when upstream.offline is set: the Hub is never asked (an
+  // air-gapped site), as opposed to unreachable for now.
+  bool configured_offline() const { return offline_; }
 
   // The Hub URL of `ref`'s resolve endpoint.
   std::string ResolveUrl(const FileRef& ref) const;
