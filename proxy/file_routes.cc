@@ -127,7 +127,8 @@ net::awaitable<void> SendJsonError(Exchange& exchange, unsigned status, std::str
 net::awaitable<void> SendMoved(HubContext& hub, Exchange& exchange, unsigned status,
                                std::string_view location,
                                const std::vector<std::pair<std::string, std::string>>& headers) {
-  const auto moved = RewriteLocation(location, hub.upstream_url, PublicBase(hub, exchange.request()));
+  const auto moved =
+      RewriteLocation(location, hub.upstream_url, PublicBase(hub, exchange.request()));
   if (!moved) {
     co_await SendJsonError(exchange, 502, "The Hub redirected this request away from the Hub",
                            CacheStatus::kMiss);

@@ -18,12 +18,13 @@ std::optional<Json> StoredListing(const store::Index& index, const store::RepoId
   // them: "GET /{repo}/refs[?query]".
   const std::string key = "GET /" + repo.name + "/refs";
   std::optional<store::DocRecord> newest;
-  auto scan = index.ForEachDoc(repo, "@", [&](std::string_view request, const store::DocRecord& doc) {
-    const bool listing = request.starts_with(key) &&
-                         (request.size() == key.size() || request[key.size()] == '?');
-    if (listing && (!newest || doc.stored_at > newest->stored_at)) newest = doc;
-    return true;
-  });
+  auto scan =
+      index.ForEachDoc(repo, "@", [&](std::string_view request, const store::DocRecord& doc) {
+        const bool listing = request.starts_with(key) &&
+                             (request.size() == key.size() || request[key.size()] == '?');
+        if (listing && (!newest || doc.stored_at > newest->stored_at)) newest = doc;
+        return true;
+      });
   if (!scan || !newest) return std::nullopt;
   Json listing = Json::parse(newest->body, nullptr, false);
   if (!listing.is_object()) return std::nullopt;

@@ -64,7 +64,8 @@ TEST_F(JsClientTest, HuggingfaceJsDownloadsThroughARenamedReposOldName) {
   EXPECT_EQ(bytes, Content("org/model", "config.json"));
   // hubcache fetched each blob from the Hub once, whatever name asked for it.
   const std::string sha = hub().Etag("model", "org/model", "main", "model.safetensors");
-  EXPECT_EQ(hub().BodyBytesSent(sha), hub().FileSize("model", "org/model", "main", "model.safetensors"));
+  EXPECT_EQ(hub().BodyBytesSent(sha),
+            hub().FileSize("model", "org/model", "main", "model.safetensors"));
 }
 
 }  // namespace

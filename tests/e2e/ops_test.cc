@@ -428,7 +428,8 @@ TEST_F(OpsTest, OfflineEveryRefOnAPrefetchedCommitResolves) {
     // Encoded as huggingface_hub encodes it (HUB_PROTOCOL.md §1.3).
     std::string path;
     for (unsigned char c : entry["path"].get<std::string>()) {
-      if (std::isalnum(c) || std::string_view("-._~/").find(static_cast<char>(c)) != std::string_view::npos) {
+      if (std::isalnum(c) ||
+          std::string_view("-._~/").find(static_cast<char>(c)) != std::string_view::npos) {
         path += static_cast<char>(c);
       } else {
         static constexpr char kHex[] = "0123456789ABCDEF";

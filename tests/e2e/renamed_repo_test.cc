@@ -75,7 +75,8 @@ TEST_F(RenamedRepoTest, ResolveHeadAndGetPassTheRedirectOnWithItsLocation) {
   const std::string commit = Commit(kModel, "v1.0");
   auto pinned = Head(std::string("/") + kOldName + "/resolve/" + commit + "/README.md");
   EXPECT_EQ(pinned.status, 307);
-  EXPECT_EQ(pinned.Header("location"), std::string("/") + kModel + "/resolve/" + commit + "/README.md");
+  EXPECT_EQ(pinned.Header("location"),
+            std::string("/") + kModel + "/resolve/" + commit + "/README.md");
 }
 
 TEST_F(RenamedRepoTest, ApiRoutesPassTheRedirectOnWithItsLocation) {
@@ -174,10 +175,11 @@ TEST_F(RenamedRepoTest, NothingIsCachedUnderTheOldName) {
   EXPECT_TRUE(new_access->has_value());
   for (const std::string& revision : std::vector<std::string>{"@", "main", Commit(kModel)}) {
     std::size_t docs = 0;
-    ASSERT_TRUE((*index)->ForEachDoc(old_repo, revision, [&](std::string_view, const store::DocRecord&) {
-      ++docs;
-      return true;
-    }));
+    ASSERT_TRUE(
+        (*index)->ForEachDoc(old_repo, revision, [&](std::string_view, const store::DocRecord&) {
+          ++docs;
+          return true;
+        }));
     EXPECT_EQ(docs, 0u) << revision;
   }
   index->reset();

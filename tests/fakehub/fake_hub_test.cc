@@ -778,7 +778,8 @@ renamed_from = ["org/old-secret"]
   EXPECT_EQ(anonymous.status, 401u);
   EXPECT_EQ(anonymous.Header("x-error-code"), "RepoNotFound");
   EXPECT_EQ(anonymous.Header("location"), "");
-  const HttpResponse other = HubGet(*hub, "/api/models/org/old-secret", {{"Authorization", "Bearer hf_user"}});
+  const HttpResponse other =
+      HubGet(*hub, "/api/models/org/old-secret", {{"Authorization", "Bearer hf_user"}});
   EXPECT_EQ(other.status, 404u);
   EXPECT_EQ(other.Header("location"), "");
   const HttpResponse owner =
