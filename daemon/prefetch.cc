@@ -155,6 +155,16 @@ class Prefetcher {
         co_return outcome;
       }
     }
+    // 2b. The repo's refs listing: offline, every branch and tag on a stored
+    // commit then resolves, and one on a commit not stored gets the Hub's
+    // RevisionNotFound (proxy/offline_refs.h).
+    const std::string refs_target = api + "/refs";
+    auto refs = co_await Call(http::verb::get, refs_target);
+    if (!refs || refs->head.status != 200) {
+      outcome.error = "refs listing: " + (refs ? ErrorText(refs->head, refs->body)
+                                               : refs.error().message());
+      co_return outcome;
+    }
     // 3. The whole tree at the commit, every page.
     std::vector<FileEntry> all;
     std::string page = api + "/tree/" + commit + "?recursive=true&expand=false";

@@ -5,8 +5,9 @@
 // coalescing with its clients); without, a private service this process runs
 // on 127.0.0.1 over the cache directory (refused while a daemon holds it).
 // For each revision it asks for what offline serving needs — the repo info at
-// the revision and at its commit, the recursive tree at the commit (every
-// page), the ref (by resolving one file at the revision) — then every file
+// the revision and at its commit, the repo's refs listing (every branch and
+// tag), the recursive tree at the commit (every page), the ref (by resolving
+// one file at the revision) — then every file
 // at the commit: a HEAD says whether the blob is cached already (X-Cache),
 // and a GET fetches it otherwise. The daemon verifies every byte before it
 // sends the last one, so a complete body means a cached, verified blob.

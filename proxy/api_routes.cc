@@ -6,6 +6,7 @@
 #include "core/offload.h"
 #include "proxy/hub_routes.h"
 #include "proxy/offline_docs.h"
+#include "proxy/offline_refs.h"
 #include "proxy/relay.h"
 #include "proxy/shaping.h"
 
@@ -134,6 +135,19 @@ net::awaitable<void> ServeApi(HubContext& hub, Exchange& exchange) {
       co_await SendDoc(hub, exchange, *doc, 200, CacheStatus::kStale);
       co_return;
     }
+    // Air-gapped, a branch or tag whose commit was never stored gets the
+    // Hub's answer for a revision it does not have (proxy/offline_refs.h).
+    const bool at_revision = api->route.empty() || api->route == "revision" ||
+                             api->route == "tree" || paths_info;
+    const std::string revision = api->revision.empty() ? "main" : api->revision;
+    if (at_revision && hub.files.configured_offline() &&
+        hub.access.Allows(api->repo, token, /*offline=*/true) &&
+        ListedButNotStored(hub.store.index(), api->repo, revision)) {
+      const RevisionNotFoundAnswer missing(revision);
+      co_await SendJsonError(exchange, missing.status, missing.message, missing.headers,
+                             CacheStatus::kHit);
+      co_return;
+    }
     co_await SendJsonError(exchange, 503,
                            "hubcache is offline and has not cached this answer for this request",
                            {}, CacheStatus::kMiss);
@@ -142,7 +156,22 @@ net::awaitable<void> ServeApi(HubContext& hub, Exchange& exchange) {
 
   OutRequest out = Outgoing(hub, request);
   if (paths_info) out.retry = true;  // a read, despite POST
+  // A renamed repo answers with a redirect to its new name. It goes to the
+  // client, which asks again under the new name: followed here, its answer
+  // would be cached under the old one.
+  out.follow_redirects = false;
   auto answer = co_await hub.client.Fetch(std::move(out));
+  if (answer && answer->head.status >= 300 && answer->head.status < 400) {
+    const std::string location = answer->head.Header("location");
+    if (location.empty() ||
+        !RewriteLocation(location, hub.upstream_url, PublicBase(hub, request))) {
+      // Off the Hub (no API route is known to do this): clients must not be
+      // sent there, so it is followed here as any other redirect.
+      OutRequest again = Outgoing(hub, request);
+      if (paths_info) again.retry = true;
+      answer = co_await hub.client.Fetch(std::move(again));
+    }
+  }
   if (!answer || answer->head.status >= 500) {
     std::optional<store::DocRecord> doc = cached_doc(true);
     if (!doc) doc = synthesized();

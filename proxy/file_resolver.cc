@@ -9,6 +9,7 @@
 #include "core/log.h"
 #include "core/offload.h"
 #include "proxy/offline_docs.h"
+#include "proxy/offline_refs.h"
 #include "proxy/resolve.h"
 
 namespace hubcache::proxy {
@@ -64,6 +65,9 @@ struct FileResolver::Cached {
   bool allowed = false;
   std::string commit;
   bool ref_stale = false;
+  // Offline: the stored refs listing names the revision, but its commit is
+  // not stored (commit stays empty).
+  bool listed_not_stored = false;
   std::optional<store::FileRecord> file;
 };
 
@@ -117,6 +121,18 @@ FileResolver::Cached FileResolver::FromCache(const FileRef& ref, const Secret& t
       cached.ref_stale = !fresh;
     }
   }
+  if (cached.commit.empty() && offline) {
+    // A branch or tag nobody asked for here: the stored refs listing knows
+    // it (proxy/offline_refs.h).
+    if (auto listed = ListedCommit(index_, ref.repo, ref.revision)) {
+      if (CommitStored(index_, ref.repo, *listed)) {
+        cached.commit = std::move(*listed);
+        cached.ref_stale = true;
+      } else {
+        cached.listed_not_stored = true;
+      }
+    }
+  }
   if (!cached.commit.empty()) {
     if (auto f = index_.GetFile(ref.repo, cached.commit, ref.path); f && *f) cached.file = **f;
   }
@@ -130,6 +146,20 @@ FileAnswer FileResolver::Offline(const FileRef& ref, const Cached& cached, unsig
                                            message, ref.repo.name));
   }
   if (cached.commit.empty()) {
+    if (cached.listed_not_stored && offline_) {
+      // An air-gapped hubcache will never have that commit: the Hub's
+      // answer for a revision it does not have, so clients stop at once.
+      // (Merely unreachable, the Hub may answer soon: a 5xx lets clients
+      // fall back to their own cache and retry.)
+      const RevisionNotFoundAnswer missing(ref.revision);
+      FileAnswer answer;
+      answer.kind = FileAnswer::Kind::kRelay;
+      answer.status = missing.status;
+      answer.from_cache = true;
+      answer.message = missing.message;
+      answer.headers = missing.headers;
+      return answer;
+    }
     return Unavailable(status, fmt::format("{}; revision {} of {} is not cached", message,
                                            ref.revision, ref.repo.name));
   }
@@ -211,6 +241,29 @@ net::awaitable<FileAnswer> FileResolver::Resolve(FileRef ref, Secret token,
 
   const unsigned status = resolved->status;
   const ResponseHead& head = resolved->head;
+  if (!resolved->moved_to.empty()) {
+    // A renamed repo: the client follows the redirect and asks for the new
+    // name; nothing (ref, file, access fact) is recorded under the old one.
+    log::Debug(kModule, "repo_moved",
+               {{"repo", ref.repo.name}, {"status", status},
+                {"location", resolved->moved_to.substr(0, resolved->moved_to.find('?'))}});
+    FileAnswer answer;
+    answer.kind = FileAnswer::Kind::kMoved;
+    answer.status = status;
+    answer.location = resolved->moved_to;
+    for (std::string_view name : kRelayedHeaders) {
+      std::string value = head.Header(name);
+      if (!value.empty()) answer.headers.emplace_back(name, std::move(value));
+    }
+    co_return answer;
+  }
+  if (status >= 300 && status < 400) {
+    // A redirect ResolveFile does not follow any further: relaying it would
+    // hand the client a 3xx it cannot use.
+    log::Warn(kModule, "upstream_unexpected_redirect",
+              {{"repo", ref.repo.name}, {"path", ref.path}, {"status", status}});
+    co_return Unavailable(502, "The Hub redirected this file further than hubcache follows");
+  }
   if (status >= 500 || status == 429) {
     // The Hub is in trouble: what the cache knows is better than an error.
     FileAnswer fallback = Offline(ref, FromCache(ref, token, true), status, "");

@@ -11,10 +11,15 @@
 // it asks the Hub once (ResolveFile: the HEAD huggingface_hub makes, with the
 // client's token) and records what it learned: ref, file, negative entry,
 // public fact or grant. A refusal comes back to be relayed as the Hub gave it.
+// A renamed repo's redirect comes back to be passed on, and nothing is
+// recorded under the old name.
 //
 // Offline (upstream.offline, or the Hub unreachable within the last few
-// seconds): refs are used however old (the answer is marked stale), access
-// follows the offline rules, and what is not cached is unavailable.
+// seconds): refs are used however old (the answer is marked stale), and a
+// branch or tag the refs table lacks is looked up in the stored refs listing
+// (proxy/offline_refs.h); access follows the offline rules, and what is not
+// cached is unavailable. With upstream.offline, a listed revision whose
+// commit is not stored gets the Hub's 404 RevisionNotFound.
 //
 // Executor: the caller's. Index writes run on `blocking`.
 #pragma once
@@ -41,6 +46,7 @@ struct FileAnswer {
     kFound,        // commit + file; download_url when the Hub was asked
     kRelay,        // the Hub's refusal (or a cached EntryNotFound): relay it
     kUnavailable,  // neither the Hub nor the cache can answer: status + message
+    kMoved,        // the repo was renamed: the Hub's redirect, for the client
   };
   Kind kind = Kind::kUnavailable;
   std::string commit;
@@ -49,11 +55,13 @@ struct FileAnswer {
   bool stale = false;         // a ref was used past its TTL (Hub unreachable)
   std::string download_url;   // set when the Hub was asked (signed, expiring)
   std::string resolve_url;    // where to ask again
-  unsigned status = 0;        // kRelay, kUnavailable
-  // kRelay: the headers the client needs (X-Error-Code, X-Error-Message,
-  // X-Repo-Commit, X-Request-Id, Retry-After, WWW-Authenticate).
+  unsigned status = 0;        // kRelay, kUnavailable, kMoved (the Hub's 3xx)
+  // kRelay, kMoved: the headers the client needs (X-Error-Code,
+  // X-Error-Message, X-Repo-Commit, X-Request-Id, Retry-After,
+  // WWW-Authenticate).
   std::vector<std::pair<std::string, std::string>> headers;
   std::string message;        // kRelay: X-Error-Message; kUnavailable: why
+  std::string location;       // kMoved: the Hub's Location, as it sent it
 };
 
 class FileResolver {
@@ -71,6 +79,9 @@ class FileResolver {
 
   // True while requests are answered without asking the Hub.
   bool offline() const;
+  // True when upstream.offline is set: the Hub is never asked (an
+  // air-gapped site), as opposed to unreachable for now.
+  bool configured_offline() const { return offline_; }
 
   // The Hub URL of `ref`'s resolve endpoint.
   std::string ResolveUrl(const FileRef& ref) const;

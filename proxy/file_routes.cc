@@ -8,6 +8,7 @@
 #include "proxy/blob_sender.h"
 #include "proxy/hub_routes.h"
 #include "proxy/relay.h"
+#include "proxy/shaping.h"
 #include "store/errc.h"
 
 namespace hubcache::proxy {
@@ -123,6 +124,27 @@ net::awaitable<void> SendJsonError(Exchange& exchange, unsigned status, std::str
   co_await SendJsonError(exchange, status, message, none, cache);
 }
 
+net::awaitable<void> SendMoved(HubContext& hub, Exchange& exchange, unsigned status,
+                               std::string_view location,
+                               const std::vector<std::pair<std::string, std::string>>& headers) {
+  const auto moved =
+      RewriteLocation(location, hub.upstream_url, PublicBase(hub, exchange.request()));
+  if (!moved) {
+    co_await SendJsonError(exchange, 502, "The Hub redirected this request away from the Hub",
+                           CacheStatus::kMiss);
+    co_return;
+  }
+  StringResponse response(static_cast<http::status>(status), exchange.request().version());
+  for (const auto& [name, value] : headers) response.set(name, value);
+  response.set(http::field::location, *moved);
+  response.set("X-Cache", CacheStatusHeader(CacheStatus::kMiss));
+  exchange.set_cache(CacheStatusHeader(CacheStatus::kMiss));
+  response.set(http::field::content_type, "text/plain; charset=utf-8");
+  response.set(http::field::access_control_expose_headers, kExposeHeaders);
+  response.body() = "Redirecting to " + *moved;
+  co_await exchange.Send(std::move(response));
+}
+
 net::awaitable<void> ServeFile(HubContext& hub, Exchange& exchange, FileRef ref) {
   const Secret token = RequestToken(exchange.request());
   bool need_download_url = false;
@@ -130,6 +152,10 @@ net::awaitable<void> ServeFile(HubContext& hub, Exchange& exchange, FileRef ref)
     FileAnswer answer = co_await hub.files.Resolve(ref, token, need_download_url);
     if (answer.kind == FileAnswer::Kind::kUnavailable) {
       co_await SendJsonError(exchange, answer.status, answer.message, CacheStatus::kMiss);
+      co_return;
+    }
+    if (answer.kind == FileAnswer::Kind::kMoved) {
+      co_await SendMoved(hub, exchange, answer.status, answer.location, answer.headers);
       co_return;
     }
     if (answer.kind == FileAnswer::Kind::kRelay) {

@@ -9,6 +9,8 @@
 //   ServeApi          /api/{type}s/{repo}/... and /api/whoami-v2: forwarded
 //                     with the client's token; answers at a commit are cached;
 //                     xetHash removed, Link rewritten to hubcache's own URL.
+//                     A renamed repo's redirect is passed on (Location kept
+//                     relative, or moved onto hubcache's URL), never followed.
 //   ServePassthrough  any other GET/HEAD (and writes, when allowed): streamed
 //                     through uncached, redirects followed here.
 //
@@ -65,5 +67,13 @@ net::awaitable<void> SendJsonError(Exchange& exchange, unsigned status, std::str
                                    CacheStatus cache);
 net::awaitable<void> SendJsonError(Exchange& exchange, unsigned status, std::string_view message,
                                    CacheStatus cache);
+
+// Passes on the Hub's redirect of a renamed repo (status 3xx, `location` as
+// the Hub sent it) with the Location shaped by RewriteLocation(), `headers`
+// and X-Cache: MISS. A Location that leads off the Hub is never passed on:
+// the client gets a 502 instead.
+net::awaitable<void> SendMoved(HubContext& hub, Exchange& exchange, unsigned status,
+                               std::string_view location,
+                               const std::vector<std::pair<std::string, std::string>>& headers);
 
 }  // namespace hubcache::proxy

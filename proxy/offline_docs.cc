@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "proxy/offline_refs.h"
 #include "proxy/shaping.h"
 
 namespace hubcache::proxy {
@@ -13,14 +14,15 @@ using Json = nlohmann::json;
 
 constexpr std::size_t kMaxPages = 100'000;
 
-// The commit a revision names, from the refs table.
+// The commit a revision names, from the refs table, else from the stored
+// refs listing.
 std::optional<std::string> CommitOf(const store::Index& index, const store::RepoId& repo,
                                     std::string revision) {
   if (IsCommitHash(revision)) return revision;
   if (revision.empty() || revision == "HEAD") revision = "main";
   auto ref = index.GetRef(repo, revision);
-  if (!ref || !*ref) return std::nullopt;
-  return (*ref)->commit;
+  if (ref && *ref) return (*ref)->commit;
+  return ListedCommit(index, repo, revision);
 }
 
 // The docs-table key of a GET of `path_and_query` under /api/{type}s.

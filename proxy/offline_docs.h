@@ -12,8 +12,9 @@
 //   tree at any revision, path, recursive or not → filtered from the
 //       recursive listing at the commit (all its pages);
 //   paths-info → the listing's entries for the asked paths.
-// The revision is mapped to its commit with the refs table; `HEAD` and the
-// bare repo path mean `main`.
+// The revision is mapped to its commit with the refs table, else the stored
+// refs listing (proxy/offline_refs.h); `HEAD` and the bare repo path mean
+// `main`.
 #pragma once
 
 #include <optional>

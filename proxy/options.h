@@ -17,7 +17,8 @@ struct ServerOptions {
   // free port (tests); the startup log line shows the one bound.
   std::vector<std::string> listen = {"127.0.0.1:8080"};
   // The URL clients use to reach hubcache (`http://host:port[/prefix]`), used
-  // when rewriting absolute URLs such as pagination `Link` headers. Empty:
+  // when rewriting absolute URLs such as pagination `Link` headers, and whose
+  // path prefixes a relayed relative `Location` (a renamed repo). Empty:
   // taken from each request's Host header.
   std::string public_url;
   // Threads running the event loop; 0 means one per CPU core.

@@ -5,6 +5,7 @@
 #include "core/errc.h"
 #include "core/log.h"
 #include "proxy/errc.h"
+#include "proxy/hub_path.h"
 
 namespace hubcache::proxy {
 namespace {
@@ -22,6 +23,15 @@ bool IsCommit(std::string_view s) {
     if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
   }
   return true;
+}
+
+// The repo a resolve or resolve-cache path names (query and fragment cut).
+std::optional<store::RepoId> RepoOfPath(std::string_view path) {
+  path = path.substr(0, path.find_first_of("?#"));
+  auto file = path.starts_with("/api/resolve-cache/") ? ParseResolveCachePath(path)
+                                                       : ParseResolvePath(path);
+  if (!file) return std::nullopt;
+  return file->repo;
 }
 
 OutRequest Head(std::string url, const Secret& token) {
@@ -71,6 +81,15 @@ net::awaitable<Result<ResolvedFile>> ResolveFile(HubClient& client, std::string 
       file.size = *size;
       file.download_url = location;
       file.status = 200;
+      co_return file;
+    }
+    // The same route for another repo: the repo was renamed. The client
+    // must follow that itself, so that it asks for (and hubcache caches
+    // under) the new name only.
+    const auto asked = RepoOfPath(base->path);
+    const auto told = RepoOfPath(absolute ? target->path : location);
+    if (asked && told && *asked != *told) {
+      file.moved_to = location;
       co_return file;
     }
     // Same origin (the Hub's relative 307 to /api/resolve-cache/...): ask it.

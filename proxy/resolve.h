@@ -10,6 +10,10 @@
 //     the bytes are at that URL.
 //   - 200 (mirrors that answer directly): ETag and Content-Length; the bytes
 //     are at the resolve URL itself.
+//   - 3xx on the same origin to the same route of another repo (a renamed
+//     repo: `/org/old/resolve/...` → `/org/new/resolve/...`): not followed;
+//     the answer comes back with `moved_to`, for the client to follow, so
+//     nothing is learned (or cached) under the old name.
 //   - anything else: the answer is returned as is (status, X-Error-Code,
 //     X-Error-Message, X-Repo-Commit) for the proxy to relay.
 // The token goes with both HEADs (same origin), never to the CDN.
@@ -36,6 +40,9 @@ struct ResolvedFile {
   bool lfs = false;
   std::uint64_t size = 0;
   std::string download_url;  // absolute URL to GET the bytes from
+  // A renamed repo: the Location of the Hub's redirect (`status` is its
+  // 3xx), as the Hub sent it.
+  std::string moved_to;
 };
 
 // Errors: transport errors; Errc::kBadRedirect for a redirect without

@@ -261,6 +261,31 @@ std::string StripXetHash(std::string_view json) {
   return out;
 }
 
+std::optional<std::string> RewriteLocation(std::string_view location, std::string_view from_base,
+                                           std::string_view to_base) {
+  while (to_base.ends_with('/')) to_base.remove_suffix(1);
+  while (from_base.ends_with('/')) from_base.remove_suffix(1);
+  if (location.starts_with("//")) return std::nullopt;  // another host, scheme-relative
+  if (location.starts_with('/')) {
+    // The path of to_base, if any, goes in front.
+    std::string_view prefix;
+    if (const std::size_t scheme = to_base.find("://"); scheme != std::string_view::npos) {
+      const std::size_t slash = to_base.find('/', scheme + 3);
+      if (slash != std::string_view::npos) prefix = to_base.substr(slash);
+    }
+    return std::string(prefix) + std::string(location);
+  }
+  const std::size_t colon = location.find(':');
+  const std::size_t delimiter = location.find_first_of("/?#");
+  const bool has_scheme = colon != std::string_view::npos && colon < delimiter;
+  if (!has_scheme) return std::string(location);  // relative to the request's own URL
+  const bool on_hub = !from_base.empty() && location.starts_with(from_base) &&
+                      (location.size() == from_base.size() || location[from_base.size()] == '/' ||
+                       location[from_base.size()] == '?');
+  if (!on_hub) return std::nullopt;
+  return std::string(to_base) + std::string(location.substr(from_base.size()));
+}
+
 http::fields ShapeRelayedHeaders(const http::fields& upstream, std::string_view from_base,
                                  std::string_view to_base) {
   static constexpr std::string_view kDropped[] = {
@@ -278,9 +303,10 @@ http::fields ShapeRelayedHeaders(const http::fields& upstream, std::string_view 
       auto kept = StripXetLinks(value);
       if (!kept) continue;
       value = RewriteLinkBase(*kept, from_base, to_base);
-    } else if (beast::iequals(name, "location") && (value.starts_with("http://") || value.starts_with("https://"))) {
-      if (!value.starts_with(from_base)) continue;
-      value = std::string(to_base) + value.substr(from_base.size());
+    } else if (beast::iequals(name, "location")) {
+      auto moved = RewriteLocation(value, from_base, to_base);
+      if (!moved) continue;
+      value = std::move(*moved);
     }
     out.insert(name, value);
   }

@@ -40,11 +40,23 @@ std::string NextLinkUrl(std::string_view link);
 std::string RewriteLinkBase(std::string_view link, std::string_view from_base,
                             std::string_view to_base);
 
+// Where a redirect relayed from the Hub (`from_base`, e.g.
+// "https://huggingface.co") sends a client of hubcache (`to_base`, e.g.
+// "http://10.0.0.5:8080/hf"): an absolute-path Location (`/org/new/...`)
+// stays relative but gains the path of `to_base` when hubcache is reached
+// under a path prefix (huggingface_hub replaces the whole URL path with it,
+// HUB_PROTOCOL.md §8.1); a path-relative one (`x/y`) is kept as is; an
+// absolute URL on `from_base` is moved onto `to_base`, keeping path and
+// query. nullopt for any other target (a CDN, a bridge, another host,
+// `//host/...`): clients are never sent there.
+std::optional<std::string> RewriteLocation(std::string_view location, std::string_view from_base,
+                                           std::string_view to_base);
+
 // The headers of an upstream answer as hubcache relays them: hop-by-hop
 // headers, framing (Content-Length, Transfer-Encoding), the upstream's
-// X-Cache, cookies and HSTS dropped; Xet hints stripped; Link and Location
-// URLs on `from_base` moved to `to_base` (an absolute Location elsewhere is
-// dropped: clients never get sent to a CDN or bridge host).
+// X-Cache, cookies and HSTS dropped; Xet hints stripped; Link URLs on
+// `from_base` moved to `to_base`; Location as RewriteLocation() says
+// (dropped when it leads elsewhere).
 http::fields ShapeRelayedHeaders(const http::fields& upstream, std::string_view from_base,
                                  std::string_view to_base);
 

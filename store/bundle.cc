@@ -326,6 +326,9 @@ tl::expected<ExportReport, std::string> ExportBundle(const Index& index,
     for (const auto& [rev, commit] : refs) entry["refs"][rev] = commit;
     std::set<std::string> doc_revisions(commits.begin(), commits.end());
     for (const auto& [rev, commit] : refs) doc_revisions.insert(rev);
+    // And the repo's own documents (revision "@"): above all the Hub's refs
+    // listing, by which an offline hubcache resolves every branch and tag.
+    doc_revisions.insert("@");
     for (const std::string& commit : commits) {
       Json files = Json::array();
       std::string missing;

@@ -9,9 +9,11 @@
 // with its type, name, visibility upstream (public or restricted), its refs
 // (revision → commit), every file of each commit (path, digest, size, lfs
 // flag; or a path known not to exist), the API documents stored for it (repo
-// info, tree pages, ...; verbatim, with the request they answer), and every
-// blob with its size. It is written last, so a bundle with a manifest is
-// complete.
+// info, tree pages, ...; verbatim, with the request they answer), among them
+// the documents of the repo itself (revision "@": the Hub's refs listing,
+// by which the importing side resolves every branch and tag offline), and
+// every blob with its size. It is written last, so a bundle with a manifest
+// is complete.
 //
 // Import trusts nothing in the bundle: every blob is hashed while it is
 // written into the store and only a blob whose digest and size match is

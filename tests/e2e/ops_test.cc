@@ -1,8 +1,9 @@
 // Operations against the fake Hub, with the real binary: prefetch (direct
 // and through a running daemon, failures, interruption and resume), ls, pin,
 // unpin, gc, rm, air-gap bundles (export, import, tampering, offline serving
-// to huggingface.js with the Hub unreachable), and the huggingface_hub cache
-// layout (export read back by huggingface.js, import with verification).
+// to huggingface.js with the Hub unreachable, every tag on a carried commit),
+// and the huggingface_hub cache layout (export read back by huggingface.js,
+// import with verification).
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -365,6 +366,128 @@ TEST_F(OpsTest, ABundleCarriesReposToAnOfflineSiteForHuggingfaceJs) {
   // The fake Hub was asked for reference listings only, never for a file.
   EXPECT_EQ(hub().BodyBytesSent("resolve"), 0u);
   EXPECT_EQ(hub().RequestCount("paths-info"), 0u);
+}
+
+// Issue 15: after `prefetch org/model` (main) and a bundle, an air-gapped
+// snapshot_download(revision="v1.1") failed with "not cached" although tag
+// v1.1 is the very commit that was prefetched. Prefetch stores the Hub's
+// refs listing and the bundle carries it: offline, a tag on a stored commit
+// resolves everywhere a revision is taken, and a tag on a commit the site
+// does not have gets the Hub's 404 RevisionNotFound.
+TEST_F(OpsTest, OfflineEveryRefOnAPrefetchedCommitResolves) {
+  const std::string main_commit = Commit("org/model");
+  ASSERT_EQ(Commit("org/model", "v1.1"), main_commit) << "the fixture tags main's commit v1.1";
+  ASSERT_NE(Commit("org/model", "v1.0"), main_commit);
+  auto prefetched = Prefetch({"org/model"});
+  ASSERT_EQ(prefetched.exit_code, 0) << prefetched.out << prefetched.err;
+  EXPECT_EQ(hub().RequestCount("/api/models/org/model/refs"), 1u);
+  const fs::path bundle = dir() / "bundle";
+  auto exported = Hubcache({"export", "org/model", "--out", bundle.string()});
+  ASSERT_EQ(exported.exit_code, 0) << exported.err;
+  const Json manifest = Json::parse(Slurp(bundle / "manifest.json"));
+  bool carries_refs = false;
+  for (const auto& doc : manifest["repos"][0]["docs"]) {
+    carries_refs = carries_refs ||
+                   (doc["revision"] == "@" && doc["request"] == "GET /org/model/refs" &&
+                    Json::parse(doc["body"].get<std::string>())["tags"].size() == 2);
+  }
+  EXPECT_TRUE(carries_refs) << manifest["repos"][0]["docs"].dump();
+  const fs::path site = dir() / "site";
+  auto imported = Hubcache({"import", bundle.string()}, site);
+  ASSERT_EQ(imported.exit_code, 0) << imported.out << imported.err;
+  EXPECT_NE(imported.out.find("imported org/model: 1 commits, 7 files, 1 refs"), std::string::npos)
+      << imported.out;
+  fs::rename(cache_dir(), dir() / "origin");
+  fs::rename(site, cache_dir());
+  StartHubcache({"--offline", "--upstream", "http://127.0.0.1:1"});
+
+  // v1.1, as a name and as a full ref, on the file and API routes.
+  for (const std::string rev : {"v1.1", "refs%2Ftags%2Fv1.1"}) {
+    SCOPED_TRACE(rev);
+    auto head = Head("/org/model/resolve/" + rev + "/config.json");
+    EXPECT_EQ(head.status, 200);
+    EXPECT_EQ(head.Header("x-repo-commit"), main_commit);
+    auto file = Get("/org/model/resolve/" + rev + "/model.safetensors");
+    EXPECT_EQ(file.status, 200);
+    EXPECT_TRUE(file.body == Content("org/model", "model.safetensors")) << "bytes differ";
+    auto info = Get("/api/models/org/model/revision/" + rev);
+    ASSERT_EQ(info.status, 200) << info.body;
+    EXPECT_EQ(Json::parse(info.body)["sha"], main_commit);
+  }
+  // snapshot_download(revision="v1.1") as huggingface_hub makes it: repo
+  // info at the tag, the tree at its commit, a HEAD per file at the commit.
+  auto info = Get("/api/models/org/model/revision/v1.1");
+  ASSERT_EQ(info.status, 200) << info.body;
+  const std::string sha = Json::parse(info.body)["sha"];
+  auto tree = Get("/api/models/org/model/tree/" + sha + "?recursive=true&expand=false");
+  ASSERT_EQ(tree.status, 200) << tree.body;
+  std::size_t files = 0;
+  for (const auto& entry : Json::parse(tree.body)) {
+    if (entry["type"] != "file") continue;
+    ++files;
+    // Encoded as huggingface_hub encodes it (HUB_PROTOCOL.md §1.3).
+    std::string path;
+    for (unsigned char c : entry["path"].get<std::string>()) {
+      if (std::isalnum(c) ||
+          std::string_view("-._~/").find(static_cast<char>(c)) != std::string_view::npos) {
+        path += static_cast<char>(c);
+      } else {
+        static constexpr char kHex[] = "0123456789ABCDEF";
+        path += {'%', kHex[c >> 4], kHex[c & 15]};
+      }
+    }
+    EXPECT_EQ(Head("/org/model/resolve/" + sha + "/" + path).status, 200) << path;
+  }
+  EXPECT_EQ(files, 7u);
+  auto listing = Get("/api/models/org/model/tree/v1.1/sub?recursive=true&expand=false");
+  ASSERT_EQ(listing.status, 200) << listing.body;
+  EXPECT_EQ(Json::parse(listing.body).size(), 2u);
+  auto paths = Request("POST", "/api/models/org/model/paths-info/v1.1",
+                       {{"Content-Type", "application/x-www-form-urlencoded"}},
+                       "paths=config.json&expand=false");
+  ASSERT_EQ(paths.status, 200) << paths.body;
+  EXPECT_EQ(Json::parse(paths.body).size(), 1u);
+  // The refs listing itself, as list_repo_refs asks for it.
+  auto refs = Get("/api/models/org/model/refs");
+  ASSERT_EQ(refs.status, 200) << refs.body;
+  EXPECT_EQ(Json::parse(refs.body)["tags"].size(), 2u);
+
+  // v1.0 is on a commit the bundle did not carry: the Hub's missing revision.
+  auto expect_missing = [](const HttpResponse& r, const std::string& what) {
+    EXPECT_EQ(r.status, 404) << what << " " << r.body;
+    EXPECT_EQ(r.Header("x-error-code"), "RevisionNotFound") << what;
+    EXPECT_EQ(r.Header("x-error-message"), "Invalid rev id: v1.0") << what;
+    if (!r.body.empty()) {
+      EXPECT_EQ(Json::parse(r.body, nullptr, false).value("error", ""), "Invalid rev id: v1.0")
+          << what;
+    }
+  };
+  expect_missing(Head("/org/model/resolve/v1.0/config.json"), "HEAD resolve");
+  expect_missing(Get("/org/model/resolve/v1.0/config.json", {{"Range", "bytes=0-0"}}),
+                 "ranged GET resolve");
+  expect_missing(Get("/api/models/org/model/revision/v1.0?expand=sha"), "repo info");
+  expect_missing(Get("/api/models/org/model/tree/v1.0?recursive=true"), "tree");
+  expect_missing(Request("POST", "/api/models/org/model/paths-info/v1.0",
+                         {{"Content-Type", "application/json"}}, R"({"paths":["config.json"]})"),
+                 "paths-info");
+  // A revision the listing does not name is still unknown: a clear 503.
+  EXPECT_EQ(Head("/org/model/resolve/v9.9/config.json").status, 503);
+  EXPECT_EQ(Get("/api/models/org/model/revision/v9.9").status, 503);
+
+  // huggingface.js, offline by tag.
+  ASSERT_TRUE(fs::exists(kJsDir + "/node_modules/@huggingface/hub"));
+  auto js = Node({"tags", url(), hub().url(), (dir() / "client").string()});
+  EXPECT_EQ(js.exit_code, 0) << js.out << js.err;
+  EXPECT_NE(js.out.find("all checks passed"), std::string::npos) << js.out << js.err;
+
+  // Merely unreachable (not --offline), the Hub may yet answer: v1.1 is
+  // served from the store, v1.0 gets a 5xx that lets clients fall back to
+  // their own cache, not a RevisionNotFound.
+  StartHubcache({"--upstream", "http://127.0.0.1:1"});
+  EXPECT_EQ(Head("/org/model/resolve/v1.1/config.json").status, 200);
+  auto unreachable = Head("/org/model/resolve/v1.0/config.json");
+  EXPECT_GE(unreachable.status, 500);
+  EXPECT_EQ(unreachable.Header("x-error-code"), "");
 }
 
 TEST_F(OpsTest, ATamperedBundleIndexesNothingBad) {

@@ -582,9 +582,11 @@ TEST_F(FakeHubTest, RefsListsBranchesTagsAndPullRequestsOnRequest) {
   }
   EXPECT_EQ(branches["main"], Main());
   EXPECT_EQ(branches["feat/x"], hub_->Commit("model", "org/model", "feat/x"));
-  ASSERT_EQ(refs["tags"].size(), 1u);
+  ASSERT_EQ(refs["tags"].size(), 2u);
   EXPECT_EQ(refs["tags"][0]["name"], "v1.0");
   EXPECT_EQ(refs["tags"][0]["ref"], "refs/tags/v1.0");
+  EXPECT_EQ(refs["tags"][1]["name"], "v1.1");
+  EXPECT_EQ(refs["tags"][1]["targetCommit"], Main());
 
   const Json with_prs = Json::parse(HubGet(*hub_, "/api/models/org/model/refs?include_prs=1").body);
   ASSERT_EQ(with_prs["pullRequests"].size(), 1u);
@@ -716,6 +718,76 @@ TEST_F(FakeHubTest, UnknownFileIs404EntryNotFoundWithCommit) {
             "EntryNotFound");
 }
 
+// A renamed repo (huggingface_hub's renamed-repo tests): the old name is a
+// relative 307 to the same request under the new name, on every route.
+TEST_F(FakeHubTest, RenamedRepoRedirectsEveryRouteRelatively) {
+  const std::pair<std::string, std::string> moves[] = {
+      {"/org/old-model/resolve/main/config.json", "/org/model/resolve/main/config.json"},
+      {"/org/old-model/resolve/v1.0/dir/%C3%A9%20x%2By.txt",
+       "/org/model/resolve/v1.0/dir/%C3%A9%20x%2By.txt"},
+      {"/org/old-model/raw/main/config.json", "/org/model/raw/main/config.json"},
+      {"/api/models/org/old-model", "/api/models/org/model"},
+      {"/api/models/org/old-model/revision/main?expand=sha",
+       "/api/models/org/model/revision/main?expand=sha"},
+      {"/api/models/org/old-model/tree/main/sub?recursive=true",
+       "/api/models/org/model/tree/main/sub?recursive=true"},
+      {"/api/models/org/old-model/refs", "/api/models/org/model/refs"},
+      {"/api/resolve-cache/models/org/old-model/" + Main() + "/config.json",
+       "/api/resolve-cache/models/org/model/" + Main() + "/config.json"},
+  };
+  for (const auto& [old_target, new_target] : moves) {
+    for (const std::string method : {"HEAD", "GET"}) {
+      const HttpResponse r = Fetch(hub_->port(), method, old_target);
+      EXPECT_EQ(r.status, 307u) << method << " " << old_target;
+      EXPECT_EQ(r.Header("location"), new_target) << method << " " << old_target;
+      EXPECT_EQ(r.Header("x-repo-commit"), "") << "the Hub has not resolved anything yet";
+    }
+  }
+  const HttpResponse paths =
+      Fetch(hub_->port(), "POST", "/api/models/org/old-model/paths-info/main",
+            {{"Content-Type", "application/json"}}, R"({"paths":["config.json"]})");
+  EXPECT_EQ(paths.status, 307u);
+  EXPECT_EQ(paths.Header("location"), "/api/models/org/model/paths-info/main");
+  // Followed as huggingface_hub follows it (the path of the Location), the
+  // new name answers as usual.
+  const HttpResponse moved = HubHead(*hub_, "/org/old-model/resolve/main/config.json");
+  const HttpResponse followed = HubHead(*hub_, moved.Header("location"));
+  EXPECT_EQ(followed.status, 307u);
+  EXPECT_EQ(followed.Header("x-repo-commit"), Main());
+  EXPECT_TRUE(followed.Header("location").starts_with("/api/resolve-cache/models/org/model/"));
+  // An invalid token is refused before anything is revealed.
+  EXPECT_EQ(HubHead(*hub_, "/org/old-model/resolve/main/config.json",
+                    {{"Authorization", "Bearer hf_invalid"}})
+                .status,
+            401u);
+}
+
+TEST(FakeHubFixtureTest, ARenamedPrivateRepoRedirectsOnlyThoseWhoMaySeeIt) {
+  Options options;
+  options.fixture_text = R"(
+[[repo]]
+id = "org/secret"
+private = true
+tokens = ["hf_owner"]
+renamed_from = ["org/old-secret"]
+  [[repo.commit]]
+  files = [ { path = "a.txt", text = "hello" } ]
+)";
+  auto hub = FakeHub::Start(options);
+  const HttpResponse anonymous = HubHead(*hub, "/org/old-secret/resolve/main/a.txt");
+  EXPECT_EQ(anonymous.status, 401u);
+  EXPECT_EQ(anonymous.Header("x-error-code"), "RepoNotFound");
+  EXPECT_EQ(anonymous.Header("location"), "");
+  const HttpResponse other =
+      HubGet(*hub, "/api/models/org/old-secret", {{"Authorization", "Bearer hf_user"}});
+  EXPECT_EQ(other.status, 404u);
+  EXPECT_EQ(other.Header("location"), "");
+  const HttpResponse owner =
+      HubHead(*hub, "/org/old-secret/resolve/main/a.txt", {{"Authorization", "Bearer hf_owner"}});
+  EXPECT_EQ(owner.status, 307u);
+  EXPECT_EQ(owner.Header("location"), "/org/secret/resolve/main/a.txt");
+}
+
 TEST_F(FakeHubTest, GrantedTokensGetThrough) {
   const HttpResponse gated = HubHead(*hub_, "/org/gated/resolve/main/model.safetensors",
                                      {{"Authorization", "Bearer hf_approved"}});
@@ -832,6 +904,11 @@ TEST(FakeHubFixtureTest, BadFixturesFailWithClearMessages) {
       {"[[repo]]\nid = \"a/b\"\n[[repo.commit]]\nfiles = [{path = \"../x\", text = \"\"}]\n",
        "bad file path"},
       {"this is not toml", "<fixture_text>:1:"},
+      {"[[repo]]\nid = \"a/b\"\nrenamed_from = [\"a/b\"]\n[[repo.commit]]\n",
+       "bad earlier id 'a/b'"},
+      {"[[repo]]\nid = \"a/b\"\n[[repo.commit]]\n[[repo]]\nid = \"a/c\"\nrenamed_from = "
+       "[\"a/b\"]\n[[repo.commit]]\n",
+       "renamed_from 'a/b' of repo 'a/c' is the id of a repo"},
   };
   for (const Case& c : cases) {
     Options options;

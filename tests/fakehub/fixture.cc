@@ -1,5 +1,6 @@
 #include "tests/fakehub/fixture.h"
 
+#include <algorithm>
 #include <fstream>
 #include <initializer_list>
 #include <sstream>
@@ -13,6 +14,15 @@ namespace hubcache::fakehub {
 namespace {
 
 constexpr std::string_view kDefaultDate = "2024-01-01T00:00:00.000Z";
+
+// `namespace/name` or a legacy `name`, without characters URLs would mangle.
+bool ValidRepoId(std::string_view id) {
+  const auto slash = id.find('/');
+  const bool two = slash != std::string_view::npos && id.find('/', slash + 1) == std::string_view::npos;
+  return !id.empty() && id.front() != '/' && id.back() != '/' &&
+         id.find_first_of(" ?#%\\") == std::string_view::npos &&
+         (two || slash == std::string_view::npos);
+}
 
 // Collects the source name so every error can point at a line.
 class Loader {
@@ -140,13 +150,27 @@ std::unique_ptr<Model> Loader::Load(std::string_view text) {
     }
   }
   if (repos.empty()) Fail(static_cast<const toml::node*>(nullptr), "no [[repo]] defined");
+  // An earlier name leads to one repo, and no repo goes by it now.
+  std::set<std::string> earlier;
+  for (const auto& repo : repos) {
+    for (const std::string& old_id : repo->renamed_from) {
+      const std::string key = std::string(TypeName(repo->type)) + "/" + old_id;
+      const bool taken = std::any_of(repos.begin(), repos.end(),
+                                     [&](const auto& other) { return other->Key() == key; });
+      if (taken || !earlier.insert(key).second) {
+        Fail(static_cast<const toml::node*>(nullptr),
+             "renamed_from '" + old_id + "' of repo '" + repo->id +
+                 "' is the id of a repo or another repo's earlier id");
+      }
+    }
+  }
   return std::make_unique<Model>(std::move(repos), std::move(refs), std::move(users));
 }
 
 std::unique_ptr<Repo> Loader::LoadRepo(const toml::table& t, Refs& refs) {
   CheckKeys(t, "[[repo]]",
-            {"type", "id", "private", "gated", "disabled", "tokens", "created_at", "commit",
-             "branches", "tags", "pull_requests", "converts"});
+            {"type", "id", "private", "gated", "disabled", "tokens", "created_at", "renamed_from",
+             "commit", "branches", "tags", "pull_requests", "converts"});
   auto repo = std::make_unique<Repo>();
   const std::string type = GetString(t, "type", "[[repo]]", "model");
   const auto parsed = ParseRepoType(type);
@@ -154,14 +178,8 @@ std::unique_ptr<Repo> Loader::LoadRepo(const toml::table& t, Refs& refs) {
   repo->type = *parsed;
   repo->id = GetString(t, "id", "[[repo]]");
   const std::string where = "repo '" + repo->id + "'";
-  {
-    const auto slash = repo->id.find('/');
-    const bool two =
-        slash != std::string::npos && repo->id.find('/', slash + 1) == std::string::npos;
-    const bool ok = !repo->id.empty() && repo->id.front() != '/' && repo->id.back() != '/' &&
-                    repo->id.find_first_of(" ?#%\\") == std::string::npos &&
-                    (two || slash == std::string::npos);
-    if (!ok) Fail(t.get("id"), "bad repo id '" + repo->id + "' (want 'namespace/name' or 'name')");
+  if (!ValidRepoId(repo->id)) {
+    Fail(t.get("id"), "bad repo id '" + repo->id + "' (want 'namespace/name' or 'name')");
   }
   repo->is_private = GetBool(t, "private", where, false);
   repo->disabled = GetBool(t, "disabled", where, false);
@@ -182,6 +200,12 @@ std::unique_ptr<Repo> Loader::LoadRepo(const toml::table& t, Refs& refs) {
     repo->tokens.insert(std::move(token));
   }
   repo->created_at = GetString(t, "created_at", where, std::string(kDefaultDate));
+  for (std::string& old_id : GetStrings(t, "renamed_from", where)) {
+    if (!ValidRepoId(old_id) || old_id == repo->id) {
+      Fail(t.get("renamed_from"), where + ": bad earlier id '" + old_id + "' in renamed_from");
+    }
+    repo->renamed_from.push_back(std::move(old_id));
+  }
 
   const toml::array* commits = GetTables(t, "commit", where);
   if (commits == nullptr || commits->empty())

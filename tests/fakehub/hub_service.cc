@@ -140,19 +140,51 @@ Reply HubService::Route(const Request& request) {
   const auto [id, used] = MatchRepo(type, rest);
   if (used == 0 || rest.size() <= used) return NotFoundPage();
   if (rest[used] == "resolve" || rest[used] == "raw") {
+    if (auto moved = Renamed(request, type, id, rest.subspan(0, used))) return *moved;
     return Resolve(request, type, id, rest[used] == "raw", rest.subspan(used + 1));
   }
   return NotFoundPage();
 }
 
+std::optional<Reply> HubService::Renamed(const Request& request, RepoType type,
+                                         const std::string& id, Segments id_segments) const {
+  const Repo* repo = model_.FindRenamed(type, id);
+  if (repo == nullptr) return std::nullopt;
+  // Nobody learns where a private repo went unless it would let them in.
+  const auto token = BearerToken(request);
+  if (!token || (!token->empty() && !model_.IsValidToken(*token))) {
+    return ErrorReply(401, "", "Invalid credentials in Authorization header");
+  }
+  if (repo->is_private && (token->empty() || !repo->tokens.contains(*token))) {
+    return ErrorReply(token->empty() ? 401 : 404, "RepoNotFound", "Repository not found");
+  }
+  // The same path and query with the id swapped: a relative Location, as
+  // the Hub sends (HUB_PROTOCOL.md §2.3, "Renamed repo").
+  const std::string_view target = Sv(request.target());
+  const auto begin = static_cast<std::size_t>(id_segments.front().data() - target.data());
+  const auto end =
+      static_cast<std::size_t>(id_segments.back().data() + id_segments.back().size() - target.data());
+  const std::string location =
+      std::string(target.substr(0, begin)) + repo->id + std::string(target.substr(end));
+  Reply reply;
+  reply.status = 307;
+  reply.Add("Location", location);
+  reply.Add("Content-Type", "text/plain; charset=utf-8");
+  reply.body = "Temporary Redirect. Redirecting to " + location;
+  return reply;
+}
+
 std::pair<std::string, std::size_t> HubService::MatchRepo(RepoType type, Segments segments) const {
   if (segments.empty() || segments[0].empty()) return {"", 0};
+  auto known = [&](const std::string& id) {
+    return model_.FindRepo(type, id) != nullptr || model_.FindRenamed(type, id) != nullptr;
+  };
   if (segments.size() >= 2) {
     std::string two = Decode(segments[0]) + "/" + Decode(segments[1]);
-    if (model_.FindRepo(type, two) != nullptr) return {two, 2};
+    if (known(two)) return {two, 2};
   }
   std::string one = Decode(segments[0]);
-  if (model_.FindRepo(type, one) != nullptr) return {one, 1};
+  if (known(one)) return {one, 1};
   // Unknown repo: namespace/name unless the second segment is a route word.
   if (segments.size() >= 2 && !IsRouteWord(segments[1])) {
     return {one + "/" + Decode(segments[1]), 2};
@@ -335,6 +367,7 @@ Reply HubService::ResolveCache(const Request& request, Segments segments) {
   const Segments rest = segments.subspan(1);
   const auto [id, used] = MatchRepo(*type, rest);
   if (used == 0) return NotFoundPage();
+  if (auto moved = Renamed(request, *type, id, rest.subspan(0, used))) return *moved;
   Reply error;
   const Repo* repo = Authorize(request, *type, id, error);
   if (repo == nullptr) return error;
@@ -379,6 +412,7 @@ Reply HubService::Api(const Request& request, Segments segments, const Params& q
   if (route == "paths-info" ? request.method() != http::verb::post : !IsRead(request)) {
     return MethodNotAllowed();
   }
+  if (auto moved = Renamed(request, *type, id, rest.subspan(0, used))) return *moved;
 
   Reply error;
   const Repo* repo = Authorize(request, *type, id, error);

@@ -69,6 +69,12 @@ class HubService final : public Service {
   // `join_refs` (tree only) also joins unencoded branch names with '/'.
   std::pair<std::string, std::size_t> MatchRevision(const Repo& repo, Segments segments,
                                                     bool join_refs) const;
+  // When `id` is an earlier name of a repo: the Hub's 307 to the same
+  // request under the repo's id (relative Location, query kept), or the
+  // error the repo's own id would get for a private repo the request may not
+  // see. `id_segments` are the raw path segments that spell `id`.
+  std::optional<Reply> Renamed(const Request& request, RepoType type, const std::string& id,
+                               Segments id_segments) const;
   // "http(s)://host:port" of this request, from its Host header.
   std::string HostUrl(const Request& request) const;
 

@@ -233,6 +233,9 @@ Model::Model(std::vector<std::unique_ptr<Repo>> repos, std::map<std::string, Ref
   tokens_.insert(std::string(kBuiltinUser));
   for (const auto& repo : repos_) {
     by_key_[repo->Key()] = repo.get();
+    for (const std::string& old_id : repo->renamed_from) {
+      renamed_[std::string(TypeName(repo->type)) + "/" + old_id] = repo.get();
+    }
     tokens_.insert(repo->tokens.begin(), repo->tokens.end());
     refs_[repo.get()] = refs_by_key[repo->Key()];
     for (const auto& commit : repo->commits) {
@@ -246,6 +249,11 @@ Model::Model(std::vector<std::unique_ptr<Repo>> repos, std::map<std::string, Ref
 const Repo* Model::FindRepo(RepoType type, std::string_view id) const {
   auto it = by_key_.find(std::string(TypeName(type)) + "/" + std::string(id));
   return it == by_key_.end() ? nullptr : it->second;
+}
+
+const Repo* Model::FindRenamed(RepoType type, std::string_view old_id) const {
+  auto it = renamed_.find(std::string(TypeName(type)) + "/" + std::string(old_id));
+  return it == renamed_.end() ? nullptr : it->second;
 }
 
 bool Model::IsValidToken(std::string_view token) const { return tokens_.contains(token); }

@@ -99,6 +99,9 @@ struct Repo {
   std::set<std::string, std::less<>> tokens;
   std::string created_at;
   std::vector<std::unique_ptr<Commit>> commits;
+  // Earlier ids of the repo (it was renamed): requests naming one of them
+  // are answered with a 307 to the same path under `id`.
+  std::vector<std::string> renamed_from;
 
   // By 40-hex sha or by fixture name; nullptr if unknown.
   const Commit* FindCommit(std::string_view sha_or_name) const;
@@ -112,6 +115,8 @@ class Model {
         std::set<std::string, std::less<>> users);
 
   const Repo* FindRepo(RepoType type, std::string_view id) const;
+  // The repo that `old_id` was renamed to, or nullptr.
+  const Repo* FindRenamed(RepoType type, std::string_view old_id) const;
   const std::vector<std::unique_ptr<Repo>>& repos() const { return repos_; }
 
   // A token is valid if the fixture names it anywhere (a repo's tokens or
@@ -138,6 +143,7 @@ class Model {
  private:
   std::vector<std::unique_ptr<Repo>> repos_;
   std::map<std::string, const Repo*, std::less<>> by_key_;
+  std::map<std::string, const Repo*, std::less<>> renamed_;  // "type/old id" -> repo
   std::map<std::string, const Content*, std::less<>> lfs_;
   std::set<std::string, std::less<>> tokens_;
 

@@ -48,6 +48,37 @@ TEST(ShapingTest, LinkBaseIsMovedToTheProxyKeepingEverythingElse) {
   EXPECT_EQ(RewriteLinkBase(other, "https://huggingface.co", "http://p"), other);
 }
 
+// A renamed repo's redirect (issue 15): relative stays relative, under
+// hubcache's path prefix if it has one; the Hub's absolute URLs move onto
+// hubcache; anything else is never passed on.
+TEST(ShapingTest, LocationStaysOnHubcache) {
+  const std::string hub = "https://huggingface.co";
+  EXPECT_EQ(RewriteLocation("/org/new/resolve/main/config.json", hub, "http://10.0.0.5:8080"),
+            "/org/new/resolve/main/config.json");
+  EXPECT_EQ(RewriteLocation("/api/models/org/new?expand=sha", hub, "http://h:8080/hf/"),
+            "/hf/api/models/org/new?expand=sha");
+  EXPECT_EQ(RewriteLocation("config.json", hub, "http://h:8080/hf"), "config.json");
+  EXPECT_EQ(RewriteLocation("https://huggingface.co/org/new/resolve/main/a%20b?x=1", hub,
+                            "http://h:8080/hf"),
+            "http://h:8080/hf/org/new/resolve/main/a%20b?x=1");
+  EXPECT_EQ(RewriteLocation("https://huggingface.co", hub, "http://h:8080"), "http://h:8080");
+  EXPECT_EQ(RewriteLocation("https://cdn-lfs.hf.co/repos/ab/cd?Signature=x", hub, "http://h"),
+            std::nullopt);
+  EXPECT_EQ(RewriteLocation("https://huggingface.co.evil.example/org/new", hub, "http://h"),
+            std::nullopt);
+  EXPECT_EQ(RewriteLocation("//evil.example/org/new", hub, "http://h"), std::nullopt);
+
+  http::fields upstream;
+  upstream.set(http::field::location, "/org/new/resolve/main/config.json");
+  upstream.set("X-Request-Id", "Root=1-abc");
+  const http::fields relayed = ShapeRelayedHeaders(upstream, hub, "http://proxy/prefix");
+  EXPECT_EQ(relayed[http::field::location], "/prefix/org/new/resolve/main/config.json");
+  EXPECT_EQ(relayed["X-Request-Id"], "Root=1-abc");
+  http::fields elsewhere;
+  elsewhere.set(http::field::location, "https://cas-bridge.xethub.hf.co/x");
+  EXPECT_EQ(ShapeRelayedHeaders(elsewhere, hub, "http://proxy").count(http::field::location), 0u);
+}
+
 TEST(ShapingTest, XetHashIsRemovedAndEveryOtherByteKept) {
   const std::string tree =
       R"([{"type":"file","oid":"abc","size":5,"path":"a.bin","lfs":{"oid":"ff","size":5,"pointerSize":130},"xetHash":"1234"},)"

@@ -96,6 +96,22 @@ TEST_P(UpstreamTest, ResolvesARegularFileThroughTheRelativeRedirect) {
   EXPECT_EQ(body->body, hub_->FileContent("model", kModel, commit_, "config.json"));
 }
 
+// A renamed repo: the Hub's redirect to the new name is not followed (the
+// client must ask under the new name), for regular and LFS files alike.
+TEST_P(UpstreamTest, ARenamedRepoComesBackAsItsRedirect) {
+  auto* client = Client();
+  for (std::string_view path : {"config.json", "model.safetensors"}) {
+    auto moved = RunAsync(ioc_, ResolveFile(*client, ResolveUrl("org/old-model", "main", path),
+                                            Secret()));
+    ASSERT_TRUE(moved) << moved.error().message();
+    EXPECT_EQ(moved->status, 307u);
+    EXPECT_EQ(moved->moved_to, "/org/model/resolve/main/" + std::string(path));
+    EXPECT_EQ(moved->commit, "");
+    EXPECT_EQ(moved->download_url, "");
+  }
+  EXPECT_EQ(hub_->RequestCount("/org/model/"), 0u) << "the new name was not asked";
+}
+
 TEST_P(UpstreamTest, ResolvesAnLfsFileAndDownloadsItInParallelRangesWithoutTheToken) {
   auto* client = Client();
   auto file = RunAsync(ioc_, ResolveFile(*client, ResolveUrl(kModel, "main", "model.safetensors"),

@@ -2,7 +2,10 @@
 // and reading a huggingface_hub cache that `hubcache export --hf-cache` wrote.
 // Run by tests/e2e/ops_test.cc:
 //   node offline.mjs serve <offline hubcache url> <fake hub url> <client cache dir>
+//   node offline.mjs tags <offline hubcache url> <fake hub url> <client cache dir>
 //   node offline.mjs scan <exported hf cache dir> <fake hub url>
+// `tags`: only main of org/model was prefetched; tag v1.1 is on that commit,
+// tag v1.0 on one the bundle does not carry.
 // The fake Hub is asked only for the expected listings.
 import { readFile } from "node:fs/promises";
 import path from "node:path";
@@ -60,6 +63,40 @@ async function serve(hubcache) {
   check(offlineInfo.id === info.id && offlineInfo.sha === info.sha, "offline modelInfo: id and sha");
 }
 
+async function tags(hubcache) {
+  const model = "org/model";
+  const files = (await list(fakehub, model, "v1.1")).filter((e) => e.type === "file");
+  try {
+    const dir = await snapshotDownload({ repo: model, revision: "v1.1", cacheDir, hubUrl: hubcache });
+    await checkSnapshot(dir, files, `offline snapshotDownload ${model}@v1.1 (a tag on the prefetched commit)`);
+    const ref = await readFile(path.join(cacheDir, "models--org--model", "refs", "v1.1"), "utf8");
+    check(path.basename(dir) === ref, `refs/v1.1 names the snapshot ${ref}`);
+  } catch (e) {
+    check(false, `offline snapshotDownload ${model}@v1.1: ${e.message}`);
+  }
+  const reference = new Map(files.map((e) => [e.path, e]));
+  for (const file of ["config.json", "model.safetensors"]) {
+    const blob = await downloadFile({ repo: model, path: file, revision: "v1.1", hubUrl: hubcache });
+    const bytes = blob ? Buffer.from(await blob.arrayBuffer()) : Buffer.alloc(0);
+    const entry = reference.get(file);
+    check(entry && contentId(entry, bytes) === expectedId(entry), `offline downloadFile ${file}@v1.1`);
+  }
+  // A tag on a commit the site never got: the Hub's error for a missing
+  // revision, at once.
+  for (const [what, call] of [
+    ["snapshotDownload", () => snapshotDownload({ repo: model, revision: "v1.0", cacheDir, hubUrl: hubcache })],
+    ["downloadFile", () => downloadFile({ repo: model, path: "config.json", revision: "v1.0", hubUrl: hubcache })],
+  ]) {
+    try {
+      await call();
+      check(false, `offline ${what} ${model}@v1.0 should fail`);
+    } catch (e) {
+      check(e.statusCode === 404 && e.message.startsWith("Invalid rev id: v1.0"),
+        `offline ${what} ${model}@v1.0: ${e.statusCode} ${e.message}`);
+    }
+  }
+}
+
 async function scan(dir) {
   const cache = await scanCacheDir(dir);
   check(cache.warnings.length === 0, `scanCacheDir: no warnings (${cache.warnings.map((w) => w.message)})`);
@@ -91,6 +128,7 @@ async function scan(dir) {
 }
 
 if (mode === "serve") await serve(target);
+else if (mode === "tags") await tags(target);
 else if (mode === "scan") await scan(target);
 else check(false, `unknown mode ${mode}`);
 finish();
