@@ -111,7 +111,7 @@ TEST_F(AccessPolicyTest, AnAnonymousSuccessMakesTheRepoPublicForPublicTtl) {
 TEST_F(AccessPolicyTest, AnAnonymousRefusalEndsPublicAccessAtOnceOnlineAndOffline) {
   ASSERT_TRUE(policy_->RecordSuccess(kRepo, anonymous_));
   ASSERT_TRUE(Online(kRepo, anonymous_));
-  ASSERT_TRUE(policy_->RecordAnonymousRefusal(kRepo));
+  ASSERT_TRUE(policy_->RecordRefusal(kRepo, anonymous_));
   auto fact = index_->GetAccess(kRepo);
   ASSERT_TRUE(fact && *fact);
   EXPECT_EQ((*fact)->visibility, store::Visibility::kRestricted);
@@ -177,10 +177,51 @@ TEST_F(AccessPolicyTest, ANewPublicTtlAppliesToTheNextCheck) {
   EXPECT_FALSE(Online(kRepo, anonymous_));
 }
 
+// The Hub refused a token that held a grant (access revoked, token deleted):
+// hubcache must not keep serving it from that grant, not even offline with
+// an extension (which is for outages, not for overruling the Hub).
+TEST_F(AccessPolicyTest, ARefusalEndsTheTokensGrantAtOnceEvenOffline) {
+  policy_->SetOptions(Options(/*offline_grant_ttl=*/86400));
+  ASSERT_TRUE(policy_->RecordSuccess(kRepo, alice_));
+  ASSERT_TRUE(policy_->RecordSuccess(kRepo, bob_));
+  ASSERT_TRUE(policy_->RecordSuccess(kOtherRepo, alice_));
+  now_ += kGrantTtl + 10;
+  ASSERT_TRUE(Offline(kRepo, alice_));
+
+  ASSERT_TRUE(policy_->RecordRefusal(kRepo, alice_));
+  EXPECT_FALSE(Online(kRepo, alice_));
+  EXPECT_FALSE(Offline(kRepo, alice_));
+  // Only that token, only that repo.
+  EXPECT_TRUE(Offline(kRepo, bob_));
+  EXPECT_TRUE(Offline(kOtherRepo, alice_));
+  // A token's refusal says nothing about anonymous access.
+  EXPECT_FALSE(index_->GetAccess(kRepo).value().has_value());
+
+  // An unexpired grant ends too.
+  now_ -= kGrantTtl;
+  ASSERT_TRUE(Online(kRepo, bob_));
+  ASSERT_TRUE(policy_->RecordRefusal(kRepo, bob_));
+  EXPECT_FALSE(Online(kRepo, bob_));
+  EXPECT_FALSE(Offline(kRepo, bob_));
+
+  // The Hub saying yes again restores it.
+  ASSERT_TRUE(policy_->RecordSuccess(kRepo, alice_));
+  EXPECT_TRUE(Online(kRepo, alice_));
+}
+
+TEST_F(AccessPolicyTest, ARefusedTokenWithoutAGrantLeavesNoTrace) {
+  // Clients can send any string as a token; refusals must not grow the index.
+  ASSERT_TRUE(policy_->RecordRefusal(kRepo, bob_));
+  EXPECT_FALSE(index_->GetGrant(hmac_->Of(bob_), kRepo).value().has_value());
+  EXPECT_FALSE(Offline(kRepo, bob_));
+}
+
 TEST_F(AccessPolicyTest, TokensAreStoredOnlyAsTheirHmac) {
   // Long and distinctive, so that finding it by chance is impossible.
   const Secret token("hf_TheTokenMustNeverReachTheDisk_0123456789abcdef");
   ASSERT_TRUE(policy_->RecordSuccess(kRepo, token));
+  ASSERT_TRUE(policy_->RecordSuccess(kOtherRepo, token));
+  ASSERT_TRUE(policy_->RecordRefusal(kOtherRepo, token));
   ASSERT_TRUE(index_->Flush());
   const store::TokenId id = hmac_->Of(token);
   const std::string id_bytes(reinterpret_cast<const char*>(id.data()), id.size());

@@ -473,6 +473,65 @@ TEST_F(FileResolverTest, AGrantIsTrustedForGrantTtlThenCheckedWithTheHubAgain) {
   EXPECT_GT(HubRequests(), 0u);
 }
 
+// The Hub granted hf_user access to org/gated once (recorded as a grant), and
+// has since refused it. Once the grant expires the refusal reaches the
+// client exactly; and from then on no offline extension serves that token.
+TEST_F(FileResolverTest, ARevokedTokenIsRefusedOnRecheckAndStaysRefusedOffline) {
+  AccessOptions options;
+  options.public_ttl = seconds(kPublicTtl);
+  options.grant_ttl = seconds(kGrantTtl);
+  options.offline_grant_ttl = std::chrono::hours(24);
+  access_->SetOptions(options);
+  const std::string commit = hub_->Commit("model", "org/gated", "main");
+  const FileRef ref = Ref("org/gated", commit, "config.json");
+  const Secret revoked("hf_user");
+  ExpectFound(Resolve(ref, Secret("hf_approved")), commit, "config.json", "org/gated");
+  ASSERT_TRUE(access_->RecordSuccess(Model("org/gated"), revoked));
+
+  hub_->ClearLog();
+  EXPECT_TRUE(Resolve(ref, revoked).from_cache);  // within grant_ttl: trusted
+  EXPECT_EQ(HubRequests(), 0u);
+
+  now_ += kGrantTtl;
+  const testing::HttpResponse hub = HubHead(ref, revoked.Reveal());
+  auto refused = Resolve(ref, revoked);
+  ASSERT_EQ(refused.kind, FileAnswer::Kind::kRelay);
+  EXPECT_EQ(refused.status, 403u);
+  EXPECT_EQ(Header(refused, "X-Error-Code"), "GatedRepo");
+  EXPECT_EQ(Header(refused, "X-Error-Message"), hub.Header("x-error-message"));
+
+  // Offline with a day's extension: the approved token is served, the
+  // refused one is not.
+  offline_resolver_ = Resolver(*client_, /*offline=*/true, seconds(3600));
+  hub_->ClearLog();
+  ExpectFound(Resolve(*offline_resolver_, ref, Secret("hf_approved")), commit, "config.json",
+              "org/gated");
+  auto offline = Resolve(*offline_resolver_, ref, revoked);
+  EXPECT_EQ(offline.kind, FileAnswer::Kind::kUnavailable);
+  EXPECT_EQ(offline.status, 503u);
+  EXPECT_EQ(HubRequests(), 0u);
+}
+
+TEST_F(FileResolverTest, APrivateRepoThatNoLongerExistsForATokenEndsItsGrant) {
+  // The Hub answers a token that may not see a private repo with 404
+  // RepoNotFound, which is a refusal too.
+  AccessOptions options;
+  options.grant_ttl = seconds(kGrantTtl);
+  options.offline_grant_ttl = std::chrono::hours(24);
+  access_->SetOptions(options);
+  const std::string commit = hub_->Commit("model", "org/private", "main");
+  const FileRef ref = Ref("org/private", commit, "config.json");
+  ExpectFound(Resolve(ref, Secret("hf_owner")), commit, "config.json", "org/private");
+  const Secret former("hf_user");
+  ASSERT_TRUE(access_->RecordSuccess(Model("org/private"), former));
+  now_ += kGrantTtl;
+  auto refused = Resolve(ref, former);
+  EXPECT_EQ(refused.status, 404u);
+  EXPECT_EQ(Header(refused, "X-Error-Code"), "RepoNotFound");
+  EXPECT_FALSE(access_->Allows(Model("org/private"), former, /*offline=*/true));
+  EXPECT_TRUE(access_->Allows(Model("org/private"), Secret("hf_owner"), /*offline=*/true));
+}
+
 TEST_F(FileResolverTest, OfflineStaleRefsAreUsedAndWhatIsNotCachedIsUnavailable) {
   ExpectFound(Resolve(Ref("org/model", "main", "config.json")), c2_, "config.json");
   ExpectFound(Resolve(Ref("org/gated", "main", "config.json"), Secret("hf_approved")),
