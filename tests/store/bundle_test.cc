@@ -300,6 +300,37 @@ TEST_F(BundleImportTest, AnotherFormatOrVersionIsRefused) {
   ExpectRefused([](Json& m) { m["repos"] = Json::object(); }, "no repos");
 }
 
+// Fields of the wrong JSON type are refused as malformed; they must not throw
+// out of the reader (nlohmann's value() throws on a type mismatch).
+TEST_F(BundleImportTest, FieldsOfTheWrongTypeAreRefusedCleanly) {
+  ExpectRefused([](Json& m) { m["format"] = 1; }, "not a hubcache bundle");
+  ExpectRefused([](Json& m) { m["format_version"] = "1"; }, "format_version");
+  ExpectRefused([](Json& m) { m["format_version"] = true; }, "format_version");
+  ExpectRefused([](Json& m) { m["format_version"] = 1.5; }, "format_version");
+  ExpectRefused([](Json& m) { m["repos"][0] = "org/model"; }, "not an object");
+  ExpectRefused([](Json& m) { m["repos"][0]["type"] = 1; }, "type");
+  ExpectRefused([](Json& m) { m["repos"][0]["name"] = Json::array({"org", "model"}); }, "name");
+  ExpectRefused([](Json& m) { m["repos"][0]["visibility"] = true; }, "visibility");
+  ExpectRefused([](Json& m) { m["repos"][0]["checked_at"] = "yesterday"; }, "checked_at");
+  ExpectRefused([](Json& m) { m["repos"][0]["commits"] = Json::object(); }, "commits");
+  ExpectRefused([](Json& m) { m["repos"][0]["commits"][0]["commit"] = 7; }, "commit");
+  ExpectRefused([](Json& m) { m["repos"][0]["commits"][0]["files"] = "all"; }, "commit");
+  ExpectRefused([](Json& m) { m["repos"][0]["commits"][0]["files"][0]["path"] = 3; }, "path");
+  ExpectRefused([](Json& m) { m["repos"][0]["commits"][0]["files"][0]["exists"] = "yes"; },
+                "exists");
+  ExpectRefused([](Json& m) { m["repos"][0]["commits"][0]["files"][0]["lfs"] = 1; }, "lfs");
+  ExpectRefused([](Json& m) { m["repos"][0]["commits"][0]["files"][0]["digest"] = 5; }, "digest");
+  ExpectRefused([](Json& m) { m["repos"][0]["commits"][0]["files"][0]["size"] = "23"; }, "size");
+  ExpectRefused([](Json& m) { m["repos"][0]["commits"][0]["files"][0]["size"] = -1; }, "size");
+  ExpectRefused([](Json& m) { m["repos"][0]["commits"][0]["files"][0]["size"] = 23.0; }, "size");
+  ExpectRefused([](Json& m) { m["repos"][0]["refs"] = Json::array(); }, "refs");
+  ExpectRefused([](Json& m) { m["repos"][0]["refs"]["main"] = 1; }, "ref");
+  ExpectRefused([](Json& m) { m["repos"][0]["docs"] = Json::object(); }, "docs");
+  ExpectRefused([](Json& m) { m["repos"][0]["docs"][0]["body"] = Json::object(); }, "document");
+  ExpectRefused([](Json& m) { m["repos"][0]["docs"][0]["stored_at"] = "now"; }, "stored_at");
+  ExpectRefused([](Json& m) { m["repos"][0]["docs"][0]["headers"] = "Content-Type"; }, "headers");
+}
+
 TEST_F(BundleImportTest, MissingFieldsAreRefused) {
   ExpectRefused([](Json& m) { m["repos"][0].erase("type"); }, "type");
   ExpectRefused([](Json& m) { m["repos"][0].erase("name"); }, "name");
@@ -326,6 +357,9 @@ TEST_F(BundleImportTest, BadNamesAndValuesAreRefused) {
   ExpectRefused(
       [](Json& m) { m["repos"][0]["commits"][0]["files"][0]["digest"] = std::string(50, 'a'); },
       "digest");
+  // LFS files are named by sha256, regular files by git blob id.
+  ExpectRefused([](Json& m) { m["repos"][0]["commits"][0]["files"][0]["lfs"] = true; }, "lfs");
+  ExpectRefused([](Json& m) { m["repos"][0]["commits"][0]["files"][1]["lfs"] = false; }, "lfs");
   ExpectRefused([](Json& m) { m["repos"][0]["refs"]["dev"] = std::string(40, 'c'); }, "ref");
   ExpectRefused([](Json& m) { m["repos"][0]["docs"][0]["revision"] = "v9"; }, "revision");
   // One blob under two sizes.
@@ -357,6 +391,27 @@ TEST_F(BundleImportTest, PathTraversalInFilePathsAndRefsIsRefused) {
     SCOPED_TRACE(rev);
     ExpectRefused([&](Json& m) { m["repos"][0]["refs"][rev] = kCommit; }, "ref");
   }
+}
+
+// Sizes far beyond anything real must be refused without overflowing
+// anything or taking the store's space.
+TEST_F(BundleImportTest, HugeNumbersAreRefused) {
+  // 2^32 + 1 is 1 in an int.
+  ExpectRefused([](Json& m) { m["format_version"] = 4294967297ULL; }, "format_version");
+  ExpectRefused([](Json& m) { m["repos"][0]["commits"][0]["files"][0]["size"] = 1e30; }, "size");
+
+  Json manifest = Manifest();
+  manifest["repos"][0]["commits"][0]["files"][0]["size"] =
+      std::numeric_limits<std::uint64_t>::max();
+  WriteBundle(manifest);
+  auto report = Import();
+  ASSERT_TRUE(report) << report.error();
+  ASSERT_EQ(report->repos.size(), 2u);
+  EXPECT_FALSE(report->repos[0].imported);
+  EXPECT_FALSE(report->problems.empty());
+  EXPECT_FALSE(store_->index().GetFile(kModel, kCommit, "config.json").value().has_value());
+  EXPECT_EQ(store_->reserved_bytes(), 0u);
+  ExpectStoreHoldsOnlyIndexedBlobs();
 }
 
 // A blob whose file is not the manifest's (size, content, missing): its
