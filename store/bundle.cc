@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <fstream>
@@ -546,11 +547,15 @@ tl::expected<ImportReport, std::string> ImportBundle(
       r.refs += 1;
     }
     const bool serve_to_all = repo.visibility == Visibility::kPublic || mark_public;
+    // The public fact keeps its age, so that online it is checked again when
+    // it would have been; a time from the future would make it last longer.
+    const std::int64_t now = Now();
     if (auto put = index.PutAccess(repo.repo, {.visibility = serve_to_all ? Visibility::kPublic
                                                                            : Visibility::kRestricted,
                                                .checked_at = repo.visibility == Visibility::kPublic
-                                                                 ? repo.checked_at
-                                                                 : Now()});
+                                                                 ? std::clamp<std::int64_t>(
+                                                                       repo.checked_at, 0, now)
+                                                                 : now});
         !put) {
       fail(put.error());
     }

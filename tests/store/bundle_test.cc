@@ -414,6 +414,38 @@ TEST_F(BundleImportTest, HugeNumbersAreRefused) {
   ExpectStoreHoldsOnlyIndexedBlobs();
 }
 
+// checked_at says when the Hub last confirmed the repo public. One from the
+// future (or far past) must not make it public for longer than
+// access.public_ttl from the import, nor overflow `now - checked_at`.
+TEST_F(BundleImportTest, ACheckedAtOutsideThePastIsClampedToTheImport) {
+  for (const std::int64_t checked_at :
+       {std::numeric_limits<std::int64_t>::max(), Now() + 86400 * 365,
+        std::numeric_limits<std::int64_t>::min(), std::int64_t{-1}}) {
+    SCOPED_TRACE(checked_at);
+    Json manifest = Manifest();
+    manifest["repos"][0]["checked_at"] = checked_at;
+    WriteBundle(manifest);
+    const std::int64_t before = Now();
+    auto report = Import();
+    ASSERT_TRUE(report) << report.error();
+    const std::int64_t after = Now();
+    auto fact = store_->index().GetAccess(kModel);
+    ASSERT_TRUE(fact && *fact);
+    EXPECT_EQ((*fact)->visibility, Visibility::kPublic);
+    EXPECT_GE((*fact)->checked_at, 0);
+    EXPECT_LE((*fact)->checked_at, after);
+    if (checked_at > after) {
+      EXPECT_GE((*fact)->checked_at, before);
+    }
+  }
+  // A plausible past time is kept: the fact expires as it would have.
+  Json manifest = Manifest();
+  manifest["repos"][0]["checked_at"] = 1'700'000'000;
+  WriteBundle(manifest);
+  ASSERT_TRUE(Import());
+  EXPECT_EQ(store_->index().GetAccess(kModel).value()->checked_at, 1'700'000'000);
+}
+
 // A blob whose file is not the manifest's (size, content, missing): its
 // repos are not imported, and nothing of it enters the store. Other repos
 // of the bundle are unaffected.
