@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <fstream>
@@ -265,7 +266,10 @@ tl::expected<bool, std::string> AddBlobFromFile(BlobStore& store, const Digest& 
     }
     return false;
   }
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  // Not through a symlink (the bytes must come from where they are listed),
+  // and without blocking on a FIFO before fstat can refuse it.
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
+  if (!fd && errno == ELOOP) return Err(path.string() + " is a symlink, not a regular file");
   if (!fd) return Err(fmt::format("cannot open {}: {}", path.string(),
                                              std::strerror(errno)));
   struct stat st {};

@@ -490,6 +490,40 @@ TEST_F(BundleImportTest, ABlobThatDoesNotMatchTheManifestKeepsItsRepoOut) {
   }
 }
 
+// Blob files are read from inside the bundle only: a symlink (to a file that
+// even has the right content) or a FIFO (which would block the reader) is
+// not a blob file.
+TEST_F(BundleImportTest, ABlobFileThatIsASymlinkOrFifoIsRefused) {
+  const File& config = model_files_[0];
+  const fs::path outside = dir_ / "outside" / "config.json";
+  WriteFile(outside, config.content);
+  const std::map<std::string, std::function<void()>> replace = {
+      {"absolute symlink", [&] { fs::create_symlink(outside, BlobFile(config)); }},
+      {"relative symlink",
+       [&] { fs::create_symlink("../../../outside/config.json", BlobFile(config)); }},
+      {"fifo", [&] { ASSERT_EQ(::mkfifo(BlobFile(config).c_str(), 0600), 0); }},
+  };
+  for (const auto& [name, apply] : replace) {
+    SCOPED_TRACE(name);
+    OpenEmptyStore();
+    fs::remove_all(bundle_ / "blobs");
+    WriteBundle(Manifest());
+    fs::remove(BlobFile(config));
+    apply();
+    auto report = Import();
+    ASSERT_TRUE(report) << report.error();
+    EXPECT_FALSE(report->repos[0].imported);
+    EXPECT_EQ(report->problems.size(), 1u);
+    for (const auto& problem : report->problems) {
+      EXPECT_NE(problem.find("regular file"), std::string::npos) << problem;
+    }
+    EXPECT_FALSE(store_->index().GetBlob(config.digest()).value().has_value());
+    EXPECT_FALSE(store_->index().GetFile(kModel, kCommit, "config.json").value().has_value());
+    ExpectStoreHoldsOnlyIndexedBlobs();
+  }
+  EXPECT_EQ(ReadFile(outside), config.content);
+}
+
 TEST_F(BundleImportTest, MarkPublicServesRestrictedReposToEveryone) {
   WriteBundle(Manifest());
   ASSERT_TRUE(Import(/*mark_public=*/true));
