@@ -227,6 +227,70 @@ TEST_F(HfCacheImportTest, SnapshotLinksThatLeaveTheRepoFolderAreSkipped) {
   ExpectStoreHoldsOnlyIndexedBlobs();
 }
 
+// A snapshot (or the whole folder, or blobs/) that is a symlink to a
+// directory elsewhere: its regular files would be hashed, stored and
+// indexed as the repo's files, and served to whoever may read the repo.
+TEST_F(HfCacheImportTest, DirectoriesThatAreSymlinksOutOfTheFolderAreSkipped) {
+  WriteValidRepo();
+  WriteFile(outside_ / "snapshot" / secret_.path, secret_.content);
+  Symlink(outside_ / "snapshot", root_ / "snapshots" / kOtherCommit);
+  auto report = Import();
+  ASSERT_TRUE(report) << report.error();
+  EXPECT_FALSE(Indexed(kOtherCommit, secret_.path));
+  EXPECT_FALSE(Stored(secret_.digest()));
+  EXPECT_FALSE(report->problems.empty());
+  EXPECT_TRUE(Indexed(kCommit, config_.path));  // the real snapshot is fine
+  ExpectStoreHoldsOnlyIndexedBlobs();
+}
+
+TEST_F(HfCacheImportTest, ARepoFolderOrItsDirectoriesAsSymlinksAreSkipped) {
+  // A complete repo folder elsewhere, reached through links from the cache.
+  const fs::path elsewhere = outside_ / "models--org--model";
+  for (const File& f : {config_, weights_}) {
+    WriteFile(elsewhere / "blobs" / f.digest().Hex(), f.content);
+  }
+  std::map<std::string, std::function<void()>> layouts = {
+      {"folder", [&] {
+         for (const File& f : {config_, weights_}) {
+           std::string target;
+           for (long i = 0; i < 2 + std::count(f.path.begin(), f.path.end(), '/'); ++i) {
+             target += "../";
+           }
+           fs::remove(elsewhere / "snapshots" / kCommit / f.path);
+           Symlink(target + "blobs/" + f.digest().Hex(), elsewhere / "snapshots" / kCommit / f.path);
+         }
+         Symlink(elsewhere, root_);
+       }},
+      {"blobs", [&] {
+         for (const File& f : {config_, weights_}) Link(kCommit, f.path, f);
+         Symlink(elsewhere / "blobs", root_ / "blobs");
+       }},
+      {"snapshots", [&] {
+         fs::remove_all(elsewhere / "snapshots");
+         WriteFile(elsewhere / "snapshots" / kCommit / secret_.path, secret_.content);
+         fs::create_directories(root_);
+         Symlink(elsewhere / "snapshots", root_ / "snapshots");
+       }},
+  };
+  for (const auto& [name, build] : layouts) {
+    SCOPED_TRACE(name);
+    fs::remove_all(hf_);
+    fs::create_directories(hf_);
+    build();
+    auto report = Import();
+    ASSERT_TRUE(report) << report.error();
+    EXPECT_EQ(report->repos, 0u);
+    EXPECT_EQ(report->files, 0u);
+    ASSERT_EQ(report->problems.size(), 1u);
+    EXPECT_NE(report->problems[0].find("symlink"), std::string::npos) << report->problems[0];
+    for (const File& f : {config_, weights_, secret_}) {
+      EXPECT_FALSE(Indexed(kCommit, f.path)) << f.path;
+      EXPECT_FALSE(Stored(f.digest())) << f.path;
+    }
+  }
+  ExpectStoreHoldsOnlyIndexedBlobs();
+}
+
 TEST_F(HfCacheImportTest, BlobsThatDoNotHashToTheirNamesAreSkipped) {
   WriteValidRepo();
   // A blob whose bytes were changed.
@@ -250,6 +314,40 @@ TEST_F(HfCacheImportTest, BlobsThatDoNotHashToTheirNamesAreSkipped) {
   EXPECT_FALSE(Indexed(kCommit, "claimed.bin"));
   EXPECT_EQ(report->problems.size(), 3u);
   EXPECT_TRUE(Indexed(kCommit, config_.path));
+  ExpectStoreHoldsOnlyIndexedBlobs();
+}
+
+TEST_F(HfCacheImportTest, FoldersAndRefsThatAreNotARepoAreIgnored) {
+  WriteValidRepo();
+  // Ref files that do not name an imported commit.
+  WriteFile(root_ / "refs" / "stale", kOtherCommit);
+  WriteFile(root_ / "refs" / "garbage", "../../../etc/passwd");
+  Symlink(outside_ / "ref", root_ / "refs" / "linked");
+  WriteFile(outside_ / "ref", kCommit);
+  // Snapshot folders that are not commits.
+  for (const char* name : {"main", "..x", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}) {
+    WriteFile(root_ / "snapshots" / name / "x.txt", "x");
+  }
+  // Folders that are not repos.
+  for (const char* name :
+       {"not-a-repo", "models--", "models--..--x", "kernels--org--x", "models--a--b--c"}) {
+    WriteFile(hf_ / name / "snapshots" / kCommit / "x.txt", "x");
+  }
+  WriteFile(hf_ / "models--org--file", "a file, not a folder");
+
+  auto report = Import();
+  ASSERT_TRUE(report) << report.error();
+  EXPECT_EQ(report->repos, 1u);
+  EXPECT_EQ(report->commits, 1u);
+  EXPECT_EQ(report->files, 2u);
+  EXPECT_EQ(report->refs, 1u);
+  EXPECT_EQ(report->problems.size(), 5u);  // one per folder that is not a repo
+  auto summaries = Summarize(store_->index());
+  ASSERT_TRUE(summaries);
+  ASSERT_EQ(summaries->size(), 1u);
+  EXPECT_EQ((*summaries)[0].repo, kModel);
+  EXPECT_EQ((*summaries)[0].refs,
+            (std::vector<std::pair<std::string, std::string>>{{"main", kCommit}}));
   ExpectStoreHoldsOnlyIndexedBlobs();
 }
 
