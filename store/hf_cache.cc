@@ -70,6 +70,8 @@ std::optional<RepoId> RepoFromFolder(std::string_view folder) {
 // The trees/<commit>.json entries: path → (lfs sha256 or "").
 std::map<std::string, std::string> ReadTreeLfs(const fs::path& file) {
   std::map<std::string, std::string> out;
+  std::error_code ec;
+  if (fs::symlink_status(file, ec).type() != fs::file_type::regular) return out;  // not a FIFO
   std::ifstream in(file, std::ios::binary);
   if (!in) return out;
   const Json tree = Json::parse(in, nullptr, false);
@@ -201,7 +203,11 @@ tl::expected<HfImportReport, std::string> ImportHfCache(BlobStore& store, const 
                        .count();
   for (const auto& folder : fs::directory_iterator(dir, ec)) {
     const std::string name = folder.path().filename().string();
-    if (!folder.is_directory() || name.starts_with(".") || name == "CACHEDIR.TAG") continue;
+    // The non-throwing checks: a link that loops is neither.
+    std::error_code type_ec;
+    if (!folder.is_directory(type_ec) || name.starts_with(".") || name == "CACHEDIR.TAG") {
+      continue;
+    }
     const auto repo = RepoFromFolder(name);
     if (!repo) {
       report.problems.push_back(name + ": not a repo folder (type--org--name); skipped");
@@ -222,7 +228,7 @@ tl::expected<HfImportReport, std::string> ImportHfCache(BlobStore& store, const 
     std::set<std::string> imported_commits;
     for (const auto& snap : fs::directory_iterator(root / "snapshots", ec)) {
       const std::string commit = snap.path().filename().string();
-      if (!snap.is_directory() || !IsCommitHash(commit)) continue;
+      if (!snap.is_directory(type_ec) || !IsCommitHash(commit)) continue;
       if (snap.is_symlink()) {
         report.problems.push_back(
             fmt::format("{}: snapshots/{} is a symlink; skipped", name, commit));
@@ -233,21 +239,26 @@ tl::expected<HfImportReport, std::string> ImportHfCache(BlobStore& store, const 
       for (auto it = fs::recursive_directory_iterator(snap.path(), ec);
            it != fs::recursive_directory_iterator(); it.increment(ec)) {
         if (ec) break;
-        if (it->is_directory()) continue;
+        if (it->is_directory(type_ec)) continue;
         // Lexically: a symlink's own path, not where it points.
         const std::string path = it->path().lexically_relative(snap.path()).generic_string();
         const fs::path real = fs::weakly_canonical(it->path(), ec);
         std::optional<Digest> digest;
         bool is_lfs = false;
         if (it->is_symlink()) {
-          if (real.parent_path() != blobs) {
-            report.problems.push_back(fmt::format("{}: {} does not point into blobs/; skipped",
-                                                  name, path));
+          if (real.parent_path() != blobs || !fs::is_regular_file(real, ec)) {
+            report.problems.push_back(
+                fmt::format("{}: {} does not point to a file in blobs/; skipped", name, path));
             continue;
           }
           auto parsed = Digest::ParseHex(real.filename().string());
           if (parsed) digest = *parsed;
           is_lfs = parsed && parsed->kind() == DigestKind::kSha256;
+        } else if (!it->is_regular_file()) {
+          // A FIFO would block the reader; devices and sockets are no files.
+          report.problems.push_back(fmt::format("{}: {} is not a regular file; skipped", name,
+                                                path));
+          continue;
         } else if (auto it_lfs = lfs.find(path); it_lfs != lfs.end()) {
           auto parsed = Digest::Parse(DigestKind::kSha256, it_lfs->second);
           if (parsed) digest = *parsed;

@@ -317,6 +317,40 @@ TEST_F(HfCacheImportTest, BlobsThatDoNotHashToTheirNamesAreSkipped) {
   ExpectStoreHoldsOnlyIndexedBlobs();
 }
 
+// A FIFO would block a reader forever; dangling and looping links lead
+// nowhere. Each is skipped, and the import finishes.
+TEST_F(HfCacheImportTest, SpecialFilesAndBrokenLinksAreSkipped) {
+  WriteValidRepo();
+  const fs::path snapshot = root_ / "snapshots" / kCommit;
+  ASSERT_EQ(::mkfifo((snapshot / "fifo.txt").c_str(), 0600), 0);
+  const std::string fifo_blob(40, 'f');
+  ASSERT_EQ(::mkfifo((root_ / "blobs" / fifo_blob).c_str(), 0600), 0);
+  Symlink("../../blobs/" + fifo_blob, snapshot / "to-fifo.txt");
+  Symlink("../../blobs/" + std::string(40, 'e'), snapshot / "dangling.txt");
+  Symlink("loop.txt", snapshot / "loop.txt");
+  fs::create_directories(root_ / "trees");
+  ASSERT_EQ(::mkfifo((root_ / "trees" / (kCommit + ".json")).c_str(), 0600), 0);
+  ASSERT_EQ(::mkfifo((root_ / "refs" / "fifo").c_str(), 0600), 0);
+  // Links that loop, where a folder and a snapshot are expected.
+  Symlink("models--org--loop", hf_ / "models--org--loop");
+  Symlink(std::string(40, 'c'), root_ / "snapshots" / std::string(40, 'c'));
+
+  auto report = Import();
+  ASSERT_TRUE(report) << report.error();
+  for (const char* path : {"fifo.txt", "to-fifo.txt", "dangling.txt", "loop.txt"}) {
+    EXPECT_FALSE(Indexed(kCommit, path)) << path;
+    bool named = false;
+    for (const auto& problem : report->problems) {
+      if (problem.find(path) != std::string::npos) named = true;
+    }
+    EXPECT_TRUE(named) << path;
+  }
+  EXPECT_TRUE(Indexed(kCommit, config_.path));
+  EXPECT_TRUE(Indexed(kCommit, weights_.path));
+  EXPECT_EQ(report->refs, 1u);
+  ExpectStoreHoldsOnlyIndexedBlobs();
+}
+
 TEST_F(HfCacheImportTest, FoldersAndRefsThatAreNotARepoAreIgnored) {
   WriteValidRepo();
   // Ref files that do not name an imported commit.
