@@ -1,9 +1,15 @@
 #include "proxy/access.h"
 
 #include <chrono>
+#include <limits>
 
 namespace hubcache::proxy {
 namespace {
+
+// The expiry recorded for a grant the Hub has refused: earlier than any
+// expiry plus offline extension can reach back (and no overflow when the
+// extension is added).
+constexpr std::int64_t kRevoked = std::numeric_limits<std::int64_t>::min();
 
 std::int64_t Seconds(Duration d) {
   return std::chrono::duration_cast<std::chrono::seconds>(d).count();
@@ -51,9 +57,18 @@ Result<void> AccessPolicy::RecordSuccess(const store::RepoId& repo, const Secret
   return index_.PutGrant(hmac_.Of(token), repo, Now() + grant_ttl_s_.load());
 }
 
-Result<void> AccessPolicy::RecordAnonymousRefusal(const store::RepoId& repo) {
-  return index_.PutAccess(repo,
-                          {.visibility = store::Visibility::kRestricted, .checked_at = Now()});
+Result<void> AccessPolicy::RecordRefusal(const store::RepoId& repo, const Secret& token) {
+  if (token.empty()) {
+    return index_.PutAccess(repo,
+                            {.visibility = store::Visibility::kRestricted, .checked_at = Now()});
+  }
+  // Only a grant that exists is ended: refused tokens (any string a client
+  // sends) must not add entries to the index.
+  const store::TokenId id = hmac_.Of(token);
+  auto grant = index_.GetGrant(id, repo);
+  if (!grant) return Fail(grant.error());
+  if (!*grant || **grant == kRevoked) return {};
+  return index_.PutGrant(id, repo, kRevoked);
 }
 
 }  // namespace hubcache::proxy

@@ -8,7 +8,8 @@
 //               valid for access.grant_ttl. Grants are keyed by an HMAC of the
 //               token (store/token_hmac.h); the token is never stored.
 //   offline     public facts never expire; a grant is honoured until its
-//               expiry plus access.offline_grant_ttl.
+//               expiry plus access.offline_grant_ttl, unless the Hub refused
+//               the token since.
 //
 // Only file resolves (the Hub's HEAD on /resolve/) create facts: a gated
 // repo's info is readable by anyone, its files are not.
@@ -46,9 +47,12 @@ class AccessPolicy {
   // New TTLs (SIGHUP reload); takes effect for the next check.
   void SetOptions(const AccessOptions& options);
 
-  // The Hub refused an anonymous request: the repo is restricted from now on
-  // (a cached public fact stops applying at once).
-  Result<void> RecordAnonymousRefusal(const store::RepoId& repo);
+  // The Hub refused a file request for `repo` made with `token` (401, 403,
+  // or 404 RepoNotFound). Anonymous: the repo is restricted from now on (a
+  // cached public fact stops applying at once). A token: its grant for the
+  // repo ends now, and no offline extension revives it; the extension covers
+  // an outage, not a refusal the Hub has already given.
+  Result<void> RecordRefusal(const store::RepoId& repo, const Secret& token);
 
  private:
   std::int64_t Now() const;

@@ -280,15 +280,16 @@ net::awaitable<FileAnswer> FileResolver::Resolve(FileRef ref, Secret token,
     if (!value.empty()) answer.headers.emplace_back(name, std::move(value));
   }
   answer.message = head.Header("x-error-message");
-  if (status == 401 || status == 403) {
+  // A refusal of the request's credentials: the Hub answers a private repo
+  // the token may not see with 404 RepoNotFound.
+  if (status == 401 || status == 403 ||
+      (status == 404 && head.Header("x-error-code") == "RepoNotFound")) {
     metrics_.CountGrantCheck(false);
-    if (token.empty()) {
-      auto written = co_await core::Offload(
-          blocking_, [&] { return access_.RecordAnonymousRefusal(ref.repo); });
-      if (!written) {
-        log::Warn(kModule, "index_write_failed",
-                  {{"repo", ref.repo.name}, {"error", written.error().message()}});
-      }
+    auto written =
+        co_await core::Offload(blocking_, [&] { return access_.RecordRefusal(ref.repo, token); });
+    if (!written) {
+      log::Warn(kModule, "index_write_failed",
+                {{"repo", ref.repo.name}, {"error", written.error().message()}});
     }
   }
   const std::string commit = head.Header("x-repo-commit");

@@ -4,10 +4,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <map>
+#include <optional>
 #include <set>
 
 #include <fmt/format.h>
@@ -56,6 +60,38 @@ bool SafePath(std::string_view path) {
     start = end + 1;
   }
   return true;
+}
+
+// Optional manifest fields of a given JSON type: `fallback` when absent,
+// nullopt when present with another type (nlohmann's value() would throw).
+// REQUIRES: j.is_object().
+std::optional<std::string> StringField(const Json& j, const char* key, std::string fallback) {
+  const auto it = j.find(key);
+  if (it == j.end()) return fallback;
+  if (!it->is_string()) return std::nullopt;
+  return it->get<std::string>();
+}
+
+std::optional<bool> BoolField(const Json& j, const char* key, bool fallback) {
+  const auto it = j.find(key);
+  if (it == j.end()) return fallback;
+  if (!it->is_boolean()) return std::nullopt;
+  return it->get<bool>();
+}
+
+// Integers only: no floats, no booleans, nothing beyond int64.
+std::optional<std::int64_t> IntField(const Json& j, const char* key, std::int64_t fallback) {
+  const auto it = j.find(key);
+  if (it == j.end()) return fallback;
+  if (it->is_number_unsigned()) {
+    const auto v = it->get<std::uint64_t>();
+    if (v > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+      return std::nullopt;
+    }
+    return static_cast<std::int64_t>(v);
+  }
+  if (!it->is_number_integer()) return std::nullopt;
+  return it->get<std::int64_t>();
 }
 
 bool SafeRevision(std::string_view rev) {
@@ -117,19 +153,21 @@ Json FileJson(std::string_view path, const FileRecord& file) {
 tl::expected<ManifestRepo, std::string> ParseRepo(const Json& j) {
   ManifestRepo repo;
   if (!j.is_object()) return Err("a repo entry is not an object");
-  const auto type = ParseRepoType(j.value("type", ""));
+  const auto type_name = StringField(j, "type", "");
+  const auto type = type_name ? ParseRepoType(*type_name) : std::nullopt;
   if (!type) return Err("a repo has no valid type");
-  auto spec = ParseRepoSpec(j.value("name", ""), *type);
-  if (!spec || !spec->revision.empty()) {
-    return Err("repo name '" + j.value("name", "") + "' is not valid");
-  }
+  const auto name = StringField(j, "name", "");
+  if (!name) return Err("a repo name is not a string");
+  auto spec = ParseRepoSpec(*name, *type);
+  if (!spec || !spec->revision.empty()) return Err("repo name '" + *name + "' is not valid");
   repo.repo = spec->repo;
   const std::string label = RepoLabel(repo.repo);
-  repo.visibility =
-      j.value("visibility", "") == "public" ? Visibility::kPublic : Visibility::kRestricted;
-  if (j.contains("checked_at") && j["checked_at"].is_number_integer()) {
-    repo.checked_at = j["checked_at"].get<std::int64_t>();
-  }
+  const auto visibility = StringField(j, "visibility", "");
+  if (!visibility) return Err(label + ": visibility is not a string");
+  repo.visibility = *visibility == "public" ? Visibility::kPublic : Visibility::kRestricted;
+  const auto checked_at = IntField(j, "checked_at", 0);
+  if (!checked_at) return Err(label + ": checked_at is not an integer");
+  repo.checked_at = *checked_at;
   if (!j.contains("commits") || !j["commits"].is_array()) {
     return Err(label + ": no commits list");
   }
@@ -146,7 +184,9 @@ tl::expected<ManifestRepo, std::string> ParseRepo(const Json& j) {
         return Err(label + ": a file entry has no safe path");
       }
       ManifestFile file{.path = f["path"].get<std::string>(), .record = {}};
-      file.record.exists = f.value("exists", true);
+      const auto exists = BoolField(f, "exists", true);
+      if (!exists) return Err(label + ": " + file.path + ": exists is not a boolean");
+      file.record.exists = *exists;
       if (file.record.exists) {
         if (!f.contains("digest") || !f["digest"].is_string() || !f.contains("size") ||
             !f["size"].is_number_unsigned()) {
@@ -156,7 +196,13 @@ tl::expected<ManifestRepo, std::string> ParseRepo(const Json& j) {
         if (!digest) return Err(label + ": " + file.path + " has a malformed digest");
         file.record.digest = *digest;
         file.record.size = f["size"].get<std::uint64_t>();
-        file.record.lfs = f.value("lfs", false);
+        const auto lfs = BoolField(f, "lfs", false);
+        if (!lfs) return Err(label + ": " + file.path + ": lfs is not a boolean");
+        // LFS files are named by sha256, regular files by git blob id.
+        if (*lfs != (digest->kind() == DigestKind::kSha256)) {
+          return Err(label + ": " + file.path + ": lfs does not match the digest");
+        }
+        file.record.lfs = *lfs;
       }
       files.push_back(std::move(file));
     }
@@ -189,12 +235,16 @@ tl::expected<ManifestRepo, std::string> ParseRepo(const Json& j) {
         return Err(label + ": a document is stored under an unknown revision");
       }
       doc.record.body = d["body"].get<std::string>();
-      doc.record.stored_at = d.value("stored_at", std::int64_t{0});
-      if (d.contains("headers") && d["headers"].is_array()) {
+      const auto stored_at = IntField(d, "stored_at", 0);
+      if (!stored_at) return Err(label + ": a document's stored_at is not an integer");
+      doc.record.stored_at = *stored_at;
+      if (d.contains("headers")) {
+        if (!d["headers"].is_array()) return Err(label + ": a document's headers are not a list");
         for (const auto& h : d["headers"]) {
-          if (h.is_array() && h.size() == 2 && h[0].is_string() && h[1].is_string()) {
-            doc.record.headers.emplace_back(h[0].get<std::string>(), h[1].get<std::string>());
+          if (!h.is_array() || h.size() != 2 || !h[0].is_string() || !h[1].is_string()) {
+            return Err(label + ": a document's headers are not [name, value] pairs");
           }
+          doc.record.headers.emplace_back(h[0].get<std::string>(), h[1].get<std::string>());
         }
       }
       repo.docs.push_back(std::move(doc));
@@ -216,7 +266,10 @@ tl::expected<bool, std::string> AddBlobFromFile(BlobStore& store, const Digest& 
     }
     return false;
   }
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  // Not through a symlink (the bytes must come from where they are listed),
+  // and without blocking on a FIFO before fstat can refuse it.
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
+  if (!fd && errno == ELOOP) return Err(path.string() + " is a symlink, not a regular file");
   if (!fd) return Err(fmt::format("cannot open {}: {}", path.string(),
                                              std::strerror(errno)));
   struct stat st {};
@@ -407,12 +460,14 @@ tl::expected<ImportReport, std::string> ImportBundle(
   std::ifstream in(dir / "manifest.json", std::ios::binary);
   if (!in) return Err((dir / "manifest.json").string() + " cannot be read (no bundle here?)");
   const Json manifest = Json::parse(in, nullptr, false);
-  if (!manifest.is_object() || manifest.value("format", "") != kFormat) {
+  if (!manifest.is_object() || StringField(manifest, "format", "") != kFormat) {
     return Err("manifest.json is not a hubcache bundle manifest");
   }
-  if (manifest.value("format_version", 0) != kFormatVersion) {
+  if (IntField(manifest, "format_version", 0) != kFormatVersion) {
+    const auto it = manifest.find("format_version");
     return Err(fmt::format("manifest.json has format_version {}; this hubcache reads {}",
-                                      manifest.value("format_version", 0), kFormatVersion));
+                           it == manifest.end() ? "none" : it->dump().substr(0, 40),
+                           kFormatVersion));
   }
   if (!manifest.contains("repos") || !manifest["repos"].is_array()) {
     return Err("manifest.json lists no repos");
@@ -499,11 +554,15 @@ tl::expected<ImportReport, std::string> ImportBundle(
       r.refs += 1;
     }
     const bool serve_to_all = repo.visibility == Visibility::kPublic || mark_public;
+    // The public fact keeps its age, so that online it is checked again when
+    // it would have been; a time from the future would make it last longer.
+    const std::int64_t now = Now();
     if (auto put = index.PutAccess(repo.repo, {.visibility = serve_to_all ? Visibility::kPublic
                                                                            : Visibility::kRestricted,
                                                .checked_at = repo.visibility == Visibility::kPublic
-                                                                 ? repo.checked_at
-                                                                 : Now()});
+                                                                 ? std::clamp<std::int64_t>(
+                                                                       repo.checked_at, 0, now)
+                                                                 : now});
         !put) {
       fail(put.error());
     }

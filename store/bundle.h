@@ -102,7 +102,8 @@ tl::expected<ImportReport, std::string> ImportBundle(
     const std::function<void(const std::string&, std::uint64_t)>& on_blob = {});
 
 // Streams the file at `path` into the store as `digest` of `size` bytes,
-// verifying both. Errors (as a message): size or digest mismatch, I/O.
+// verifying both. Errors (as a message): size or digest mismatch, `path` a
+// symlink or not a regular file, I/O.
 // Shared with the HF-cache import.
 tl::expected<bool, std::string> AddBlobFromFile(BlobStore& store, const Digest& digest,
                                                 std::uint64_t size,

@@ -1,7 +1,10 @@
 #include "store/hf_cache.h"
 
+#include <algorithm>
+#include <array>
 #include <fstream>
 #include <map>
+#include <string_view>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -19,6 +22,10 @@ constexpr std::string_view kCacheDirTag =
     "Signature: 8a477f597d28d172789f06886806bc55\n"
     "# This file is a cache directory tag created by hubcache export.\n"
     "# For information about cache directory tags, see https://bford.info/cachedir/\n";
+
+// The directories of a repo folder.
+constexpr std::array<std::string_view, 5> kRepoDirs = {"blobs", "snapshots", "refs", ".no_exist",
+                                                       "trees"};
 
 tl::unexpected<std::string> Err(std::string message) {
   return tl::unexpected<std::string>(std::move(message));
@@ -63,6 +70,8 @@ std::optional<RepoId> RepoFromFolder(std::string_view folder) {
 // The trees/<commit>.json entries: path → (lfs sha256 or "").
 std::map<std::string, std::string> ReadTreeLfs(const fs::path& file) {
   std::map<std::string, std::string> out;
+  std::error_code ec;
+  if (fs::symlink_status(file, ec).type() != fs::file_type::regular) return out;  // not a FIFO
   std::ifstream in(file, std::ios::binary);
   if (!in) return out;
   const Json tree = Json::parse(in, nullptr, false);
@@ -194,38 +203,62 @@ tl::expected<HfImportReport, std::string> ImportHfCache(BlobStore& store, const 
                        .count();
   for (const auto& folder : fs::directory_iterator(dir, ec)) {
     const std::string name = folder.path().filename().string();
-    if (!folder.is_directory() || name.starts_with(".") || name == "CACHEDIR.TAG") continue;
+    // The non-throwing checks: a link that loops is neither.
+    std::error_code type_ec;
+    if (!folder.is_directory(type_ec) || name.starts_with(".") || name == "CACHEDIR.TAG") {
+      continue;
+    }
     const auto repo = RepoFromFolder(name);
     if (!repo) {
       report.problems.push_back(name + ": not a repo folder (type--org--name); skipped");
       continue;
     }
+    // Only what is inside the folder is read: a directory that is a symlink
+    // could lead anywhere on this machine, and what it reaches would be
+    // served as the repo's files.
     const fs::path root = folder.path();
+    if (folder.is_symlink() || std::any_of(kRepoDirs.begin(), kRepoDirs.end(), [&](auto sub) {
+          return fs::is_symlink(root / sub, ec);
+        })) {
+      report.problems.push_back(name +
+                                ": the folder or one of its directories is a symlink; skipped");
+      continue;
+    }
     const fs::path blobs = fs::weakly_canonical(root / "blobs", ec);
     std::set<std::string> imported_commits;
     for (const auto& snap : fs::directory_iterator(root / "snapshots", ec)) {
       const std::string commit = snap.path().filename().string();
-      if (!snap.is_directory() || !IsCommitHash(commit)) continue;
+      if (!snap.is_directory(type_ec) || !IsCommitHash(commit)) continue;
+      if (snap.is_symlink()) {
+        report.problems.push_back(
+            fmt::format("{}: snapshots/{} is a symlink; skipped", name, commit));
+        continue;
+      }
       const auto lfs = ReadTreeLfs(root / "trees" / (commit + ".json"));
       std::size_t good = 0;
       for (auto it = fs::recursive_directory_iterator(snap.path(), ec);
            it != fs::recursive_directory_iterator(); it.increment(ec)) {
         if (ec) break;
-        if (it->is_directory()) continue;
+        if (it->is_directory(type_ec)) continue;
         // Lexically: a symlink's own path, not where it points.
         const std::string path = it->path().lexically_relative(snap.path()).generic_string();
         const fs::path real = fs::weakly_canonical(it->path(), ec);
         std::optional<Digest> digest;
         bool is_lfs = false;
         if (it->is_symlink()) {
-          if (real.parent_path() != blobs) {
-            report.problems.push_back(fmt::format("{}: {} does not point into blobs/; skipped",
-                                                  name, path));
+          if (real.parent_path() != blobs || !fs::is_regular_file(real, ec)) {
+            report.problems.push_back(
+                fmt::format("{}: {} does not point to a file in blobs/; skipped", name, path));
             continue;
           }
           auto parsed = Digest::ParseHex(real.filename().string());
           if (parsed) digest = *parsed;
           is_lfs = parsed && parsed->kind() == DigestKind::kSha256;
+        } else if (!it->is_regular_file()) {
+          // A FIFO would block the reader; devices and sockets are no files.
+          report.problems.push_back(fmt::format("{}: {} is not a regular file; skipped", name,
+                                                path));
+          continue;
         } else if (auto it_lfs = lfs.find(path); it_lfs != lfs.end()) {
           auto parsed = Digest::Parse(DigestKind::kSha256, it_lfs->second);
           if (parsed) digest = *parsed;
@@ -261,7 +294,7 @@ tl::expected<HfImportReport, std::string> ImportHfCache(BlobStore& store, const 
       const fs::path no_exist = root / ".no_exist" / commit;
       for (auto it = fs::recursive_directory_iterator(no_exist, ec);
            !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-        if (!it->is_regular_file()) continue;
+        if (it->is_symlink() || !it->is_regular_file()) continue;
         const std::string path = it->path().lexically_relative(no_exist).generic_string();
         (void)index.PutFile(*repo, commit, path, {.exists = false, .lfs = false, .digest = {}, .size = 0});
       }
@@ -270,7 +303,7 @@ tl::expected<HfImportReport, std::string> ImportHfCache(BlobStore& store, const 
     ec.clear();
     for (auto it = fs::recursive_directory_iterator(root / "refs", ec);
          !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-      if (!it->is_regular_file()) continue;
+      if (it->is_symlink() || !it->is_regular_file()) continue;
       const std::string rev = it->path().lexically_relative(root / "refs").generic_string();
       std::ifstream in(it->path(), std::ios::binary);
       std::string commit;
