@@ -16,6 +16,7 @@
 
 #include "core/log.h"
 #include "store/blob_store.h"
+#include "store/blob_index.h"
 
 namespace hubcache::store {
 namespace {
@@ -56,7 +57,7 @@ const fs::path& PopulatedStore() {
           const fs::path path = store->BlobPath(d);
           fs::create_directories(path.parent_path());
           std::ofstream(path) << content;
-          if (!store->index().PutBlob(d, {content.size(), 0, static_cast<std::int64_t>(n), 0})) {
+          if (!store->blob_index().PutBlob(d, {content.size(), 0, static_cast<std::int64_t>(n), 0})) {
             std::abort();
           }
         }

@@ -21,6 +21,7 @@
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 
 namespace boost::beast::http {}
 

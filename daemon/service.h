@@ -17,11 +17,13 @@
 #include "proxy/file_resolver.h"
 #include "proxy/hub_client.h"
 #include "proxy/hub_routes.h"
+#include "proxy/hub_source.h"
 #include "proxy/metrics.h"
 #include "proxy/router.h"
 #include "proxy/server.h"
 #include "store/blob_store.h"
 #include "store/cache_dir.h"
+#include "store/small_blob_cache.h"
 #include "store/token_hmac.h"
 
 namespace hubcache::daemon {
@@ -72,6 +74,10 @@ class Service {
   net::thread_pool blocking_;
   proxy::Metrics metrics_;
   proxy::AccessPolicy access_;
+  // Recently read small blobs, in memory; follows the store's removals.
+  store::SmallBlobCache small_blobs_;
+  // Where the bytes of a missing blob come from, in order (today the Hub).
+  proxy::HubSource hub_source_;
   proxy::FetchCoordinator fetches_;
   proxy::FileResolver files_;
   proxy::HubContext hub_;

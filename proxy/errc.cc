@@ -21,6 +21,7 @@ class ProxyCategory final : public boost::system::error_category {
       case Errc::kProxyRefused: return "the HTTP proxy refused the CONNECT tunnel";
       case Errc::kUnexpectedStatus: return "the upstream answered the download with an unexpected status";
       case Errc::kUrlExpired: return "the signed download URL expired";
+      case Errc::kSourceUnavailable: return "no source could supply the blob";
     }
     return "unknown proxy error";
   }

@@ -18,6 +18,7 @@ enum class Errc {
   kProxyRefused,          // the HTTP proxy did not open a CONNECT tunnel
   kUnexpectedStatus,      // the upstream answered a download with an unusable status
   kUrlExpired,            // internal: a signed download URL expired (403/410)
+  kSourceUnavailable,     // a blob source does not have the blob (the next one is asked)
 };
 
 const boost::system::error_category& Category();

@@ -1,31 +1,39 @@
-// Fetch coordination: one upstream download per blob, however many clients
-// want it (DESIGN.md "Fetch coordination").
+// Fetch coordination: one download per blob, however many clients want it
+// (DESIGN.md "Fetch coordination").
 //
 // FetchCoordinator::Join() returns the Fetch of a digest, starting it when
-// none is running: it opens the store writer (reserving space), resolves
-// nothing itself (the caller passes where the bytes are), and downloads with
-// FetchInto(). Every request for the same digest that arrives meanwhile joins
-// the same Fetch and streams from the growing staging file: WaitFor(n) returns
-// once n contiguous bytes are on disk (or the fetch has ended), and
-// OpenReader() gives a descriptor that stays valid across the final rename.
+// none is running. Starting opens the store writer (BeginWrite reserves
+// space, may evict, creates the staging file: disk work, run on the blocking
+// pool) and then asks the coordinator's sources in order (proxy/
+// blob_source.h: on a cluster the peers, then the Hub) to fill it: a source
+// that cannot supply the blob, or fails before the bytes are verified, hands
+// over to the next, which continues from the bytes already on disk. The
+// coordinator verifies the digest and commits; no source can make a blob
+// visible. Every request for the same digest that arrives meanwhile, even
+// while the writer is being opened, joins the same Fetch and streams from the
+// growing staging file: WaitFor(n) returns once n contiguous bytes are on
+// disk (or the fetch has ended), and OpenReader() gives a descriptor that
+// stays valid across the final rename.
 //
 // A Fetch's mutable state lives on its own strand; the waiters' timer is only
 // touched there. The coordinator's map is behind a mutex that is never held
 // across a suspension.
 //
-// Lifetime: the coordinator must outlive its fetches' coroutines (daemon/
-// owns it for the life of the process).
+// Lifetime: the coordinator and its sources must outlive their fetches'
+// coroutines (daemon/ owns them for the life of the process).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <vector>
 
 #include "core/asio.h"
 #include "core/result.h"
 #include "core/unique_fd.h"
-#include "proxy/blob_fetch.h"
+#include "proxy/blob_source.h"
 #include "proxy/metrics.h"
 #include "store/blob_store.h"
 
@@ -45,36 +53,60 @@ class Fetch {
   // index): the staging file holds exactly the blob by then, and a client
   // need not wait for the disk. Errors: the fetch's failure before the bytes
   // were verified. Runs on the caller's executor; hops to the fetch's strand
-  // internally.
+  // internally. REQUIRES: the Fetch came from a successful Join().
   net::awaitable<Result<std::uint64_t>> WaitFor(std::uint64_t bytes, std::uint64_t from = 0);
 
   // Waits until the fetch has ended: committed (the blob is in the store) or
   // failed. Returns its outcome.
   net::awaitable<ErrorCode> WaitDone();
 
+  // Waits until some source has written a byte (or the fetch ended) and
+  // returns what X-Cache says of the bytes: kMiss when they come from the
+  // Hub, kPeer from another node (that of the last source tried when the
+  // fetch completed without writing a byte: an empty blob). Errors: the
+  // fetch's failure when it failed before any byte arrived, so that the
+  // client can get an error status instead of a cut 200.
+  net::awaitable<Result<CacheStatus>> WaitForSupplier();
+
   // True once every byte is on disk and verified (any thread); the commit
   // may still be running.
-  bool verified() const { return writer_->verified(); }
+  bool verified() const {
+    return opened_.load(std::memory_order_acquire) && writer_->verified();
+  }
 
   // A descriptor of the staging file (valid after commit and abort too).
+  // REQUIRES: the Fetch came from a successful Join().
   Result<UniqueFd> OpenReader() const { return writer_->OpenReader(); }
 
-  const store::Digest& digest() const { return writer_->digest(); }
-  std::uint64_t size() const { return writer_->expected_size(); }
+  const store::Digest& digest() const { return digest_; }
+  std::uint64_t size() const { return size_; }
 
   struct Private;  // construction is reserved to the coordinator
-  Fetch(Private, net::any_io_executor executor, std::unique_ptr<store::BlobWriter> writer);
+  Fetch(Private, net::any_io_executor executor, const store::Digest& digest, std::uint64_t size);
 
  private:
   friend class FetchCoordinator;
+  class Sink;
   net::awaitable<Result<std::uint64_t>> WaitOnStrand(std::uint64_t bytes, std::uint64_t from);
+  // Waits on the strand until the writer is open (or opening failed).
+  net::awaitable<Result<void>> WaitOpened();
+  // Any thread: the writer is open; wakes the joiners waiting for it.
+  static void Opened(const std::shared_ptr<Fetch>& fetch, std::unique_ptr<store::BlobWriter> writer);
   // Any thread: wake the waiters (the posted work keeps `fetch` alive).
   static void Progress(const std::shared_ptr<Fetch>& fetch);
   // Any thread: record the outcome and wake the waiters.
   static void Finish(const std::shared_ptr<Fetch>& fetch, ErrorCode result);
 
+  const store::Digest digest_;
+  const std::uint64_t size_;
   net::strand<net::any_io_executor> strand_;
+  // Set once, before opened_ turns true; read only after that.
   std::unique_ptr<store::BlobWriter> writer_;
+  std::atomic<bool> opened_{false};
+  // The X-Cache value of the source being tried, and of the one that wrote
+  // the first byte (-1 until then).
+  std::atomic<int> trying_{static_cast<int>(CacheStatus::kMiss)};
+  std::atomic<int> supplier_{-1};
   net::steady_timer wake_;  // on strand_; cancelled on progress
   bool done_ = false;       // on strand_
   ErrorCode result_;        // on strand_
@@ -82,46 +114,58 @@ class Fetch {
 
 class FetchCoordinator {
  public:
-  // `io` runs the downloads (the event loop); `blocking` does disk work.
-  FetchCoordinator(HubClient& client, store::BlobStore& store, net::any_io_executor io,
-                   net::any_io_executor blocking, RangedOptions options)
-      : client_(client),
-        store_(store),
-        io_(std::move(io)),
-        blocking_(std::move(blocking)),
-        options_(options) {}
+  // `sources` are asked in order for each blob; they must outlive the
+  // coordinator. `io` runs the downloads (the event loop); `blocking` does
+  // disk work.
+  FetchCoordinator(store::BlobStore& store, std::vector<BlobSource*> sources,
+                   net::any_io_executor io, net::any_io_executor blocking)
+      : store_(store), sources_(std::move(sources)), io_(std::move(io)),
+        blocking_(std::move(blocking)) {}
 
   struct Joined {
     std::shared_ptr<Fetch> fetch;
     bool started = false;  // this call started it (false: coalesced onto a running one)
   };
 
-  // The running Fetch of `digest`, or a new one downloading `size` bytes as
-  // `how` says. Errors: those of BlobStore::BeginWrite (kAlreadyExists when
-  // the blob is committed meanwhile: look it up; store::Errc::kNoSpace: serve
-  // pass-through).
-  Result<Joined> Join(const store::Digest& digest, std::uint64_t size, BlobFetch how);
+  // The running Fetch of `request.digest`, or a new one filling
+  // `request.size` bytes from the sources. The writer is opened on the
+  // blocking pool; requests that arrive meanwhile wait for it and share it.
+  // Errors: those of BlobStore::BeginWrite (kAlreadyExists when the blob is
+  // committed meanwhile: look it up; store::Errc::kNoSpace or kBusy: serve
+  // pass-through). Executor: the caller's.
+  net::awaitable<Result<Joined>> Join(BlobRequest request) {
+    return JoinAs(this, std::move(request));
+  }
 
-  // The running Fetch of `digest`, or null.
+  // The running Fetch of `digest` (possibly still opening its writer), or
+  // null.
   std::shared_ptr<Fetch> Find(const store::Digest& digest) const;
 
-  // Where finished downloads report the bytes they received (optional).
+  // Where fetches report which source served how many bytes (optional).
   void set_metrics(Metrics* metrics) { metrics_ = metrics; }
 
   // Fetches running now.
   std::size_t running() const;
 
  private:
-  // Downloads, then records the outcome. Static with explicit arguments:
-  // GCC 12 mishandles by-value shared_ptr parameters of member coroutines.
+  // Join's body. Static with explicit arguments, like Run.
+  static net::awaitable<Result<Joined>> JoinAs(FetchCoordinator* self, BlobRequest request);
+  // Fills the writer from the sources, verifies, commits, then records the
+  // outcome. Static with explicit arguments: GCC 12 mishandles by-value
+  // shared_ptr parameters of member coroutines.
   static net::awaitable<void> Run(FetchCoordinator* self, std::shared_ptr<Fetch> fetch,
-                                  BlobFetch how);
+                                  BlobRequest request);
+  // Tries the sources in order until one fills every byte. Returns the
+  // last failure when none did.
+  static net::awaitable<Result<void>> FillFromSources(FetchCoordinator* self,
+                                                      std::shared_ptr<Fetch> fetch,
+                                                      const BlobRequest& request);
+  void Forget(const std::shared_ptr<Fetch>& fetch);
 
-  HubClient& client_;
   store::BlobStore& store_;
+  const std::vector<BlobSource*> sources_;
   net::any_io_executor io_;
   net::any_io_executor blocking_;
-  RangedOptions options_;
   Metrics* metrics_ = nullptr;
   mutable std::mutex mu_;
   std::map<store::Digest, std::shared_ptr<Fetch>> running_;  // GUARDED_BY(mu_)

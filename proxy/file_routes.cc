@@ -10,6 +10,7 @@
 #include "proxy/relay.h"
 #include "proxy/shaping.h"
 #include "store/errc.h"
+#include "store/small_blob_cache.h"
 
 namespace hubcache::proxy {
 namespace {
@@ -145,6 +146,121 @@ net::awaitable<void> SendMoved(HubContext& hub, Exchange& exchange, unsigned sta
   co_await exchange.Send(std::move(response));
 }
 
+namespace {
+
+// HEAD: metadata only; X-Cache tells whether the bytes are stored. A download
+// whose bytes are verified is being made durable: wait for that (the disk,
+// not the network), so that HIT means "in the store" (prefetch relies on it).
+net::awaitable<void> AnswerHead(HubContext& hub, Exchange& exchange, http::response_header<> head,
+                                const FileAnswer& answer, CacheStatus cached) {
+  const store::Digest& digest = *answer.file.digest;
+  auto blob = hub.store.GetBlob(digest);
+  bool present = blob && blob->has_value();
+  if (!present) {
+    if (std::shared_ptr<Fetch> publishing = hub.fetches.Find(digest);
+        publishing != nullptr && publishing->verified()) {
+      co_await publishing->WaitDone();
+    }
+    // Looked up again even when no download was found: one may have
+    // committed and left between the lookup above and Find().
+    blob = hub.store.GetBlob(digest);
+    present = blob && blob->has_value();
+  }
+  head.set("X-Cache", CacheStatusHeader(present ? cached : CacheStatus::kMiss));
+  exchange.set_cache(CacheStatusHeader(present ? cached : CacheStatus::kMiss));
+  head.result(http::status::ok);
+  head.set(http::field::content_length, std::to_string(answer.file.size));
+  co_await exchange.SendHead(head);
+  exchange.MarkAnswered(200, 0, exchange.keep_alive());
+}
+
+// GET of a stored blob. Returns false (nothing sent) when the store does not
+// hold it. The lookups are bounded work fit for the event loop (see
+// store/blob_store.h and store/small_blob_cache.h).
+net::awaitable<bool> ServeStored(HubContext& hub, Exchange& exchange, const RangeRequest& range,
+                                 const FileAnswer& answer, CacheStatus cached) {
+  const store::Digest& digest = *answer.file.digest;
+  const std::uint64_t size = answer.file.size;
+  if (range.kind == RangeRequest::Kind::kWhole && size <= store::SmallBlobCache::kMaxBlobBytes) {
+    if (auto content = hub.small_blobs.Get(digest)) {
+      BlobBody body{.fd = {}, .size = size, .fetch = {}, .content = std::move(content)};
+      co_await SendFileBody(hub, exchange, FileHead(answer), range, std::move(body), cached);
+      co_return true;
+    }
+  }
+  auto blob = hub.store.Lookup(digest);
+  if (!blob) {
+    if (blob.error() != core::Errc::kNotFound) {
+      log::Warn(kModule, "blob_unreadable",
+                {{"req", exchange.id()}, {"digest", digest.Hex()}, {"error", blob.error().message()}});
+    }
+    co_return false;
+  }
+  BlobBody body{.fd = std::move(blob->fd), .size = size};
+  co_await SendFileBody(hub, exchange, FileHead(answer), range, std::move(body), cached);
+  co_return true;
+}
+
+// GET of a blob the store does not hold: join its download, or start one
+// from the sources, and stream it as it arrives. Pass-through when the store
+// has no room for it.
+net::awaitable<void> ServeFetching(HubContext& hub, Exchange& exchange, const RangeRequest& range,
+                                   const FileRef& ref, const FileAnswer& answer,
+                                   const Secret& token, CacheStatus cached) {
+  const store::Digest& digest = *answer.file.digest;
+  const std::uint64_t size = answer.file.size;
+  // A named object, not a temporary in the co_await expression (GCC 12
+  // mishandles those; see proxy/fetch.cc).
+  BlobRequest request{.digest = digest,
+                      .size = size,
+                      .repo = ref.repo,
+                      .download_url = answer.download_url,
+                      .resolve_url = answer.resolve_url,
+                      .token = token};
+  auto joined = co_await hub.fetches.Join(std::move(request));
+  if (!joined) {
+    // Committed meanwhile (or by the time a joined opening failed).
+    if (co_await ServeStored(hub, exchange, range, answer, cached)) co_return;
+    log::Info(kModule, "pass_through",
+              {{"req", exchange.id()}, {"digest", digest.Hex()}, {"bytes", size},
+               {"reason", joined.error().message()}});
+    co_await PassThrough(hub, exchange, answer, token);
+    co_return;
+  }
+  std::shared_ptr<Fetch> fetch = std::move(joined->fetch);
+  CacheStatus status = CacheStatus::kCoalesced;
+  if (joined->started) {
+    // MISS from the Hub, PEER from another node: known once a source writes.
+    auto supplier = co_await fetch->WaitForSupplier();
+    if (!supplier) {
+      // Failed before a byte arrived: an error status, not a cut 200.
+      if (co_await ServeStored(hub, exchange, range, answer, cached)) co_return;
+      log::Warn(kModule, "download_failed",
+                {{"req", exchange.id()}, {"digest", digest.Hex()},
+                 {"error", supplier.error().message()}});
+      co_await SendJsonError(exchange, 502, "hubcache could not download this file from the Hub",
+                             CacheStatus::kMiss);
+      co_return;
+    }
+    status = *supplier;
+  } else if (fetch->verified()) {
+    // Every byte is here and verified; only the commit is still running.
+    status = cached;
+  }
+  if (status == CacheStatus::kCoalesced) hub.metrics.CountCoalesced();
+  auto reader = fetch->OpenReader();
+  if (!reader) {
+    // The download ended between Join and here: committed, or failed.
+    if (co_await ServeStored(hub, exchange, range, answer, cached)) co_return;
+    co_await SendJsonError(exchange, 503, "hubcache cannot read the download in progress", status);
+    co_return;
+  }
+  BlobBody body{.fd = std::move(*reader), .size = size, .fetch = std::move(fetch)};
+  co_await SendFileBody(hub, exchange, FileHead(answer), range, std::move(body), status);
+}
+
+}  // namespace
+
 net::awaitable<void> ServeFile(HubContext& hub, Exchange& exchange, FileRef ref) {
   const Secret token = RequestToken(exchange.request());
   bool need_download_url = false;
@@ -163,116 +279,33 @@ net::awaitable<void> ServeFile(HubContext& hub, Exchange& exchange, FileRef ref)
                              answer.from_cache ? CacheStatus::kHit : CacheStatus::kMiss);
       co_return;
     }
-    const store::Digest& digest = *answer.file.digest;
-    const std::uint64_t size = answer.file.size;
     const CacheStatus cached = answer.stale ? CacheStatus::kStale : CacheStatus::kHit;
-    http::response_header<> head = FileHead(answer);
-
     if (exchange.is_head()) {
-      // Metadata only; X-Cache tells whether the bytes are stored. A download
-      // whose bytes are verified is being made durable: wait for that (the
-      // disk, not the network), so that HIT means "in the store" (prefetch
-      // relies on it).
-      auto blob = hub.store.index().GetBlob(digest);
-      bool present = blob && blob->has_value();
-      if (!present) {
-        if (std::shared_ptr<Fetch> publishing = hub.fetches.Find(digest);
-            publishing != nullptr && publishing->verified()) {
-          co_await publishing->WaitDone();
-        }
-        // Looked up again even when no download was found: one may have
-        // committed and left between the lookup above and Find().
-        blob = hub.store.index().GetBlob(digest);
-        present = blob && blob->has_value();
-      }
-      head.set("X-Cache", CacheStatusHeader(present ? cached : CacheStatus::kMiss));
-      exchange.set_cache(CacheStatusHeader(present ? cached : CacheStatus::kMiss));
-      head.result(http::status::ok);
-      head.set(http::field::content_length, std::to_string(size));
-      co_await exchange.SendHead(head);
-      exchange.MarkAnswered(200, 0, exchange.keep_alive());
+      co_await AnswerHead(hub, exchange, FileHead(answer), answer, cached);
       co_return;
     }
-
-    const RangeRequest range = ParseRange(ToStd(exchange.request()[http::field::range]), size);
+    const RangeRequest range =
+        ParseRange(ToStd(exchange.request()[http::field::range]), answer.file.size);
     if (range.kind == RangeRequest::Kind::kUnsatisfiable) {
-      BlobBody nothing{.size = size};
-      co_await SendFileBody(hub, exchange, std::move(head), range, std::move(nothing), cached);
+      BlobBody nothing{.size = answer.file.size};
+      co_await SendFileBody(hub, exchange, FileHead(answer), range, std::move(nothing), cached);
       co_return;
     }
-    if (range.kind == RangeRequest::Kind::kWhole && size <= store::BlobStore::kSmallBlobBytes) {
-      if (auto content = hub.store.SmallContent(digest)) {
-        BlobBody body{.fd = {}, .size = size, .fetch = {}, .content = std::move(content)};
-        co_await SendFileBody(hub, exchange, std::move(head), range, std::move(body), cached);
+    if (co_await ServeStored(hub, exchange, range, answer, cached)) co_return;
+    // A miss. Starting a download needs to know where the bytes are: ask the
+    // Hub once more when the answer came from the cache (a download already
+    // running needs nothing).
+    if (answer.download_url.empty() && hub.fetches.Find(*answer.file.digest) == nullptr) {
+      if (hub.files.offline() || need_download_url) {
+        co_await SendJsonError(exchange, 503,
+                               "hubcache has not cached this file and cannot reach the Hub", {},
+                               CacheStatus::kMiss);
         co_return;
       }
+      need_download_url = true;
+      continue;
     }
-    auto blob = hub.store.Lookup(digest);
-    if (blob) {
-      BlobBody body{.fd = std::move(blob->fd), .size = size};
-      co_await SendFileBody(hub, exchange, std::move(head), range, std::move(body), cached);
-      co_return;
-    }
-    if (blob.error() != core::Errc::kNotFound) {
-      log::Warn(kModule, "blob_unreadable",
-                {{"req", exchange.id()}, {"digest", digest.Hex()}, {"error", blob.error().message()}});
-    }
-
-    // A miss: join the download in flight, or start one.
-    std::shared_ptr<Fetch> fetch = hub.fetches.Find(digest);
-    CacheStatus status = CacheStatus::kCoalesced;
-    if (fetch == nullptr) {
-      if (answer.download_url.empty()) {
-        if (hub.files.offline() || need_download_url) {
-          co_await SendJsonError(exchange, 503,
-                                 "hubcache has not cached this file and cannot reach the Hub",
-                                 {}, CacheStatus::kMiss);
-          co_return;
-        }
-        need_download_url = true;
-        continue;
-      }
-      auto joined = hub.fetches.Join(
-          digest, size,
-          BlobFetch{.download_url = answer.download_url, .resolve_url = answer.resolve_url,
-                    .token = token});
-      if (!joined && joined.error() == core::Errc::kAlreadyExists) {
-        blob = hub.store.Lookup(digest);
-        if (blob) {
-          BlobBody body{.fd = std::move(blob->fd), .size = size};
-          co_await SendFileBody(hub, exchange, std::move(head), range, std::move(body), cached);
-          co_return;
-        }
-      }
-      if (!joined) {
-        log::Info(kModule, "pass_through",
-                  {{"req", exchange.id()}, {"digest", digest.Hex()}, {"bytes", size},
-                   {"reason", joined.error().message()}});
-        co_await PassThrough(hub, exchange, answer, token);
-        co_return;
-      }
-      fetch = joined->fetch;
-      status = joined->started ? CacheStatus::kMiss : CacheStatus::kCoalesced;
-    } else if (fetch->verified()) {
-      // Every byte is here and verified; only the commit is still running.
-      status = cached;
-    }
-    if (status == CacheStatus::kCoalesced) hub.metrics.CountCoalesced();
-    auto reader = fetch->OpenReader();
-    if (!reader) {
-      // The download ended between Find/Join and here: committed, or failed.
-      blob = hub.store.Lookup(digest);
-      if (blob) {
-        BlobBody body{.fd = std::move(blob->fd), .size = size};
-        co_await SendFileBody(hub, exchange, std::move(head), range, std::move(body), cached);
-        co_return;
-      }
-      co_await SendJsonError(exchange, 503, "hubcache cannot read the download in progress",
-                             status);
-      co_return;
-    }
-    BlobBody body{.fd = std::move(*reader), .size = size, .fetch = std::move(fetch)};
-    co_await SendFileBody(hub, exchange, std::move(head), range, std::move(body), status);
+    co_await ServeFetching(hub, exchange, range, ref, answer, token, cached);
     co_return;
   }
   co_await SendJsonError(exchange, 502, "the Hub did not say where this file's bytes are",

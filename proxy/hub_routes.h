@@ -33,12 +33,14 @@
 #include "proxy/metrics.h"
 #include "proxy/options.h"
 #include "store/blob_store.h"
+#include "store/small_blob_cache.h"
 
 namespace hubcache::proxy {
 
 struct HubContext {
   HubClient& client;
   store::BlobStore& store;
+  store::SmallBlobCache& small_blobs;
   FetchCoordinator& fetches;
   FileResolver& files;
   AccessPolicy& access;

@@ -18,6 +18,8 @@ std::string_view CacheStatusName(CacheStatus status) {
       return "STALE";
     case CacheStatus::kPass:
       return "PASS";
+    case CacheStatus::kPeer:
+      return "PEER";
   }
   return "PASS";
 }
@@ -29,6 +31,18 @@ std::string CacheStatusHeader(CacheStatus status) {
 void Metrics::CountRequest(std::string_view route, unsigned status) {
   std::lock_guard lock(mu_);
   requests_[{std::string(route), status}] += 1;
+}
+
+void Metrics::CountSourceFetch(std::string_view source, std::string_view result) {
+  std::lock_guard lock(mu_);
+  source_fetches_[{std::string(source), std::string(result)}] += 1;
+}
+
+void Metrics::CountSourceBytes(std::string_view source, std::uint64_t bytes) {
+  std::lock_guard lock(mu_);
+  auto it = source_bytes_.find(source);
+  if (it == source_bytes_.end()) it = source_bytes_.emplace(std::string(source), 0).first;
+  it->second += bytes;
 }
 
 void Metrics::CountServed(CacheStatus status, std::uint64_t bytes) {
@@ -57,6 +71,19 @@ std::string Metrics::Render(store::BlobStore& store, std::size_t fetches_in_flig
     out += fmt::format("hubcache_served_bytes_total{{cache=\"{}\"}} {}\n",
                        CacheStatusName(static_cast<CacheStatus>(i)), served_bytes_[i].load());
   }
+  {
+    std::lock_guard lock(mu_);
+    counter("hubcache_source_fetches_total",
+            "Blob source attempts, by source (hub, peer) and result (ok, unavailable, failed).");
+    for (const auto& [key, n] : source_fetches_) {
+      out += fmt::format("hubcache_source_fetches_total{{source=\"{}\",result=\"{}\"}} {}\n",
+                         key.first, key.second, n);
+    }
+    counter("hubcache_source_bytes_total", "Blob bytes written into the store, by source.");
+    for (const auto& [source, n] : source_bytes_) {
+      out += fmt::format("hubcache_source_bytes_total{{source=\"{}\"}} {}\n", source, n);
+    }
+  }
   counter("hubcache_upstream_bytes_total", "Body bytes received from the Hub and its CDN.");
   out += fmt::format("hubcache_upstream_bytes_total {}\n", upstream_bytes_.load());
   counter("hubcache_coalesced_requests_total",
@@ -72,10 +99,13 @@ std::string Metrics::Render(store::BlobStore& store, std::size_t fetches_in_flig
   gauge("hubcache_store_bytes", "Bytes of committed blobs in the store.");
   out += fmt::format("hubcache_store_bytes {}\n", store.used_bytes());
   gauge("hubcache_store_blobs", "Committed blobs in the store.");
-  const auto blobs = store.index().BlobCount();
+  const auto blobs = store.BlobCount();
   out += fmt::format("hubcache_store_blobs {}\n", blobs ? *blobs : 0);
   counter("hubcache_evictions_total", "Blobs evicted to make room.");
   out += fmt::format("hubcache_evictions_total {}\n", store.evictions());
+  counter("hubcache_store_touch_failures_total",
+          "Batches of last-access updates the index could not write (eviction order suffers).");
+  out += fmt::format("hubcache_store_touch_failures_total {}\n", store.touch_failures());
   counter("hubcache_digest_mismatches_total", "Downloads discarded because their digest was wrong.");
   out += fmt::format("hubcache_digest_mismatches_total {}\n", store.digest_mismatches());
   return out;

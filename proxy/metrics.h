@@ -22,8 +22,10 @@ class BlobStore;
 
 namespace hubcache::proxy {
 
-// Where the bytes of a response came from, as the X-Cache header says.
-enum class CacheStatus { kHit, kMiss, kCoalesced, kStale, kPass };
+// Where the bytes of a response came from, as the X-Cache header says:
+// kMiss from the Hub (started by this request), kPeer from another node of
+// the cluster, kPass from the Hub without being stored.
+enum class CacheStatus { kHit, kMiss, kCoalesced, kStale, kPass, kPeer };
 // The metrics label ("HIT", ..., "PASS") and the X-Cache header value (the
 // same, except that pass-through answers say MISS).
 std::string_view CacheStatusName(CacheStatus status);
@@ -36,6 +38,10 @@ class Metrics {
   void CountUpstreamBytes(std::uint64_t bytes) { upstream_bytes_ += bytes; }
   void CountCoalesced() { coalesced_ += 1; }
   void CountGrantCheck(bool allowed) { (allowed ? grants_allowed_ : grants_refused_) += 1; }
+  // A blob source's attempt ("hub", "peer"; result "ok", "unavailable",
+  // "failed") and the bytes it wrote into the store.
+  void CountSourceFetch(std::string_view source, std::string_view result);
+  void CountSourceBytes(std::string_view source, std::uint64_t bytes);
 
   // The whole exposition. `store` and `fetches_in_flight` give the gauges.
   std::string Render(store::BlobStore& store, std::size_t fetches_in_flight) const;
@@ -43,7 +49,9 @@ class Metrics {
  private:
   mutable std::mutex mu_;
   std::map<std::pair<std::string, unsigned>, std::uint64_t> requests_;  // GUARDED_BY(mu_)
-  std::array<std::atomic<std::uint64_t>, 5> served_bytes_{};
+  std::map<std::pair<std::string, std::string>, std::uint64_t> source_fetches_;  // GUARDED_BY(mu_)
+  std::map<std::string, std::uint64_t, std::less<>> source_bytes_;  // GUARDED_BY(mu_)
+  std::array<std::atomic<std::uint64_t>, 6> served_bytes_{};
   std::atomic<std::uint64_t> upstream_bytes_{0};
   std::atomic<std::uint64_t> coalesced_{0};
   std::atomic<std::uint64_t> grants_allowed_{0};

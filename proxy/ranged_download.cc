@@ -129,6 +129,10 @@ net::awaitable<void> Worker(HubClient& client, ChunkSink& sink, Shared& shared) 
     const std::uint64_t last =
         std::min(first + shared.options.chunk_bytes, shared.job.size) - 1;
     std::uint64_t written = 0;
+    if (shared.job.held) {
+      written = std::min(shared.job.held(first), last + 1) - first;
+      if (written == last - first + 1) continue;
+    }
     for (;;) {
       OutRequest request{.url = shared.job.url, .token = shared.job.token};
       if (!shared.whole || written > 0) {

@@ -5,7 +5,9 @@
 // take the next chunk, GET it with `Range: bytes=a-b`, and write what arrives
 // at its offset into the ChunkSink (the store's writer, which tolerates
 // out-of-order writes). An object under two chunks is fetched with one plain
-// GET. Within a chunk, the HubClient retries and resumes from the last byte
+// GET. Bytes the sink already holds (job.held) are not asked for again: a
+// chunk starts after its held prefix, and a chunk held whole is skipped.
+// Within a chunk, the HubClient retries and resumes from the last byte
 // received. A 403 or 410 from the download host means the signed URL expired:
 // the job's `resolve` callback is asked for a fresh URL (once per expiry, all
 // workers share it) and the chunk continues where it stopped. Every answer
@@ -44,6 +46,10 @@ struct RangedJob {
   // Returns a fresh download URL when the current one expired; may be empty
   // (then an expiry fails the download).
   std::function<net::awaitable<Result<std::string>>()> resolve = {};
+  // The end of the run of bytes the sink already holds from `offset` (or
+  // `offset`): a download that continues where another source stopped
+  // skips them. Unset: nothing is held.
+  std::function<std::uint64_t(std::uint64_t offset)> held = {};
 };
 
 struct RangedOptions {

@@ -9,10 +9,13 @@
 #include <chrono>
 #include <vector>
 
+#include "core/check.h"
 #include "core/errc.h"
 #include "core/log.h"
+#include "store/blob_index.h"
 #include "store/errc.h"
 #include "store/fsck.h"
+#include "store/index_env.h"
 
 namespace hubcache::store {
 namespace {
@@ -105,8 +108,12 @@ Result<void> PwriteAll(int fd, const std::uint8_t* data, std::size_t len, std::u
 
 // ---------------------------------------------------------------- BlobStore
 
-BlobStore::BlobStore(fs::path root, const Options& options, std::unique_ptr<Index> index)
-    : root_(std::move(root)), options_(options), index_(std::move(index)) {}
+BlobStore::BlobStore(fs::path root, const Options& options, std::unique_ptr<Index> index,
+                     std::unique_ptr<BlobIndex> blob_index)
+    : root_(std::move(root)),
+      options_(options),
+      index_(std::move(index)),
+      blob_index_(std::move(blob_index)) {}
 
 BlobStore::~BlobStore() = default;
 
@@ -117,9 +124,12 @@ Result<std::unique_ptr<BlobStore>> BlobStore::Open(const Options& options, bool 
     fs::create_directories(root / sub, ec);
     if (ec) return Fail(core::ErrnoError(ec.value()));
   }
-  auto index = Index::Open(root / "index");
-  if (!index) return Fail(index.error());
-  std::unique_ptr<BlobStore> store(new BlobStore(root, options, std::move(*index)));
+  // One environment: the metadata Index anyone may use, and the blob records
+  // only the store writes.
+  auto env = internal::IndexEnv::Open(root / "index");
+  if (!env) return Fail(env.error());
+  std::unique_ptr<BlobStore> store(new BlobStore(root, options, std::make_unique<Index>(*env),
+                                                 std::make_unique<BlobIndex>(*env)));
   if (recover) {
     auto report = Fsck(*store, FsckMode::kRecover);
     if (!report) return Fail(report.error());
@@ -181,59 +191,56 @@ Result<BlobStore::Blob> BlobStore::Lookup(const Digest& digest) {
                 {"on_disk", static_cast<std::int64_t>(st.st_size)}});
     return Fail(core::Errc::kCorrupt);
   }
-  index_->Touch(digest, Now());
+  blob_index_->Touch(digest, Now());
   return Blob{(*record)->size, std::move(fd)};
 }
 
-std::shared_ptr<const std::string> BlobStore::SmallContent(const Digest& digest) {
-  {
-    std::lock_guard lock(small_mu_);
-    auto it = small_.find(digest);
-    if (it != small_.end()) {
-      small_order_.splice(small_order_.end(), small_order_, it->second.position);
-      index_->Touch(digest, Now());
-      return it->second.content;
-    }
-  }
-  auto record = index_->GetBlob(digest);
-  if (!record || !*record || (*record)->size > kSmallBlobBytes) return nullptr;
-  auto blob = Lookup(digest);  // checks the file against the index; records the access
-  if (!blob) return nullptr;
-  auto content = std::make_shared<std::string>(blob->size, '\0');
-  std::size_t done = 0;
-  while (done < content->size()) {
-    const ssize_t n = ::pread(blob->fd.get(), content->data() + done, content->size() - done,
-                              static_cast<off_t>(done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return nullptr;
-    done += static_cast<std::size_t>(n);
-  }
-  std::lock_guard lock(small_mu_);
-  // Removed meanwhile (eviction holds space_mu_, then small_mu_): do not cache.
-  auto still = index_->GetBlob(digest);
-  if (!still || !*still) return content;
-  auto [it, inserted] = small_.try_emplace(digest);
-  if (inserted) {
-    it->second.content = content;
-    it->second.position = small_order_.insert(small_order_.end(), digest);
-    small_bytes_ += content->size();
-    while (small_bytes_ > kSmallCacheBytes && !small_order_.empty()) {
-      auto oldest = small_.find(small_order_.front());
-      small_bytes_ -= oldest->second.content->size();
-      small_.erase(oldest);
-      small_order_.pop_front();
-    }
-  }
-  return it->second.content;
+Result<std::optional<BlobRecord>> BlobStore::GetBlob(const Digest& digest) const {
+  return index_->GetBlob(digest);
 }
 
-void BlobStore::ForgetSmall(const Digest& digest) {
-  std::lock_guard lock(small_mu_);
-  auto it = small_.find(digest);
-  if (it == small_.end()) return;
-  small_bytes_ -= it->second.content->size();
-  small_order_.erase(it->second.position);
-  small_.erase(it);
+void BlobStore::Touch(const Digest& digest) { blob_index_->Touch(digest, Now()); }
+
+Result<std::uint64_t> BlobStore::BlobCount() const { return index_->BlobCount(); }
+
+std::uint64_t BlobStore::touch_failures() const { return blob_index_->touch_failures(); }
+
+void BlobStore::AddObserver(BlobObserver* observer) {
+  std::lock_guard lock(observers_mu_);
+  observers_.push_back(observer);
+}
+
+void BlobStore::RemoveObserver(BlobObserver* observer) {
+  std::lock_guard lock(observers_mu_);
+  std::erase(observers_, observer);
+}
+
+void BlobStore::AddHashTap(HashTapFactory factory) {
+  std::lock_guard lock(observers_mu_);
+  tap_factories_.push_back(std::move(factory));
+}
+
+std::vector<BlobObserver*> BlobStore::Observers() const {
+  std::lock_guard lock(observers_mu_);
+  return observers_;
+}
+
+void BlobStore::NotifyCommitted(const CommittedBlob& blob) const {
+  for (BlobObserver* observer : Observers()) observer->OnCommitted(blob);
+}
+
+void BlobStore::NotifyRemoving(const Digest& digest) const {
+  for (BlobObserver* observer : Observers()) observer->OnRemoving(digest);
+}
+
+std::vector<std::unique_ptr<HashTap>> BlobStore::MakeTaps(const Digest& digest,
+                                                          std::uint64_t size) const {
+  std::vector<std::unique_ptr<HashTap>> taps;
+  std::lock_guard lock(observers_mu_);
+  for (const auto& factory : tap_factories_) {
+    if (auto tap = factory(digest, size)) taps.push_back(std::move(tap));
+  }
+  return taps;
 }
 
 Result<std::unique_ptr<BlobWriter>> BlobStore::BeginWrite(const Digest& digest,
@@ -259,7 +266,8 @@ Result<std::unique_ptr<BlobWriter>> BlobStore::BeginWrite(const Digest& digest,
     return Fail(core::ErrnoError(err));
   }
   return std::unique_ptr<BlobWriter>(new BlobWriter(*this, digest, expected_size, staging,
-                                                    std::move(fd), std::move(*reservation)));
+                                                    std::move(fd), std::move(*reservation),
+                                                    MakeTaps(digest, expected_size)));
 }
 
 void BlobStore::EndWrite(const Digest& digest) {
@@ -336,7 +344,7 @@ Result<EvictReport> BlobStore::EvictWhile(const std::function<bool(std::uint64_t
   while (more(report.bytes)) {
     // A batch of the oldest unpinned blobs.
     std::vector<std::pair<Digest, std::uint64_t>> batch;
-    auto scan = index_->ForEachByAge([&](const Digest& d, const BlobRecord& r) {
+    auto scan = blob_index_->ForEachByAge([&](const Digest& d, const BlobRecord& r) {
       if (Evictable(r)) batch.emplace_back(d, r.size);
       return batch.size() < 64;
     });
@@ -359,9 +367,9 @@ Result<EvictReport> BlobStore::EvictWhile(const std::function<bool(std::uint64_t
 Result<bool> BlobStore::DeleteLocked(const Digest& digest, std::uint64_t size) {
   // Index entry first: from then on no lookup finds it; readers that already
   // hold its descriptor keep reading the unlinked inode.
-  auto deleted = index_->DeleteBlob(digest);
+  auto deleted = blob_index_->DeleteBlob(digest);
   if (!deleted) return Fail(deleted.error());
-  ForgetSmall(digest);
+  if (*deleted) NotifyRemoving(digest);
   ::unlink(BlobPath(digest).c_str());
   if (*deleted) used_ -= std::min(used_, size);
   return *deleted;
@@ -384,7 +392,7 @@ Result<Reservation> BlobStore::Reserve(std::uint64_t bytes) {
     // than store.max_bytes, or than all unpinned blobs together) must not
     // empty the cache on its way to being refused.
     std::uint64_t evictable = 0;
-    auto scan = index_->ForEachByAge([&](const Digest&, const BlobRecord& r) {
+    auto scan = blob_index_->ForEachByAge([&](const Digest&, const BlobRecord& r) {
       if (Evictable(r)) evictable += r.size;
       return evictable < shortfall;
     });
@@ -414,13 +422,15 @@ Result<EvictReport> BlobStore::EvictTo(std::uint64_t target_bytes) {
 // --------------------------------------------------------------- BlobWriter
 
 BlobWriter::BlobWriter(BlobStore& store, Digest digest, std::uint64_t expected_size,
-                       fs::path staging_path, UniqueFd fd, Reservation reservation)
+                       fs::path staging_path, UniqueFd fd, Reservation reservation,
+                       std::vector<std::unique_ptr<HashTap>> taps)
     : store_(store),
       digest_(digest),
       expected_size_(expected_size),
       staging_path_(std::move(staging_path)),
       fd_(std::move(fd)),
       hasher_(digest.kind(), expected_size),
+      taps_(std::move(taps)),
       reservation_(std::move(reservation)) {}
 
 BlobWriter::~BlobWriter() {
@@ -495,7 +505,7 @@ Result<void> BlobWriter::AdvanceHash(std::uint64_t offset, std::span<const std::
       for (const auto& [s, e] : mine) {
         if (pos >= s && pos < e) {
           const std::uint64_t n = std::min(to, e) - pos;
-          hasher_.Update(data.subspan(pos - offset, n));
+          Hash(data.subspan(pos - offset, n));
           pos += n;
           from_memory = true;
           break;
@@ -512,7 +522,7 @@ Result<void> BlobWriter::AdvanceHash(std::uint64_t offset, std::span<const std::
         error = got < 0 ? core::ErrnoError(errno) : ErrorCode(core::Errc::kCorrupt);
         break;
       }
-      hasher_.Update({buffer.data(), static_cast<std::size_t>(got)});
+      Hash({buffer.data(), static_cast<std::size_t>(got)});
       pos += static_cast<std::uint64_t>(got);
     }
     lock.lock();
@@ -524,6 +534,17 @@ Result<void> BlobWriter::AdvanceHash(std::uint64_t offset, std::span<const std::
   }
   hashing_ = false;
   return {};
+}
+
+void BlobWriter::Hash(std::span<const std::uint8_t> bytes) {
+  hasher_.Update(bytes);
+  for (const auto& tap : taps_) tap->Update(bytes);
+}
+
+void BlobWriter::AddTap(std::unique_ptr<HashTap> tap) {
+  std::lock_guard lock(mu_);
+  Check(hashed_ == 0 && !hashing_, "BlobWriter::AddTap after bytes were hashed");
+  taps_.push_back(std::move(tap));
 }
 
 Result<UniqueFd> BlobWriter::OpenReader() const {
@@ -547,6 +568,7 @@ Result<void> BlobWriter::VerifyLocked(std::unique_lock<std::mutex>& lock) {
     return Fail(Errc::kIncomplete);
   }
   const Digest actual = hasher_.Finish();
+  for (const auto& tap : taps_) tap->Finish(actual == digest_);
   if (actual != digest_) {
     actual_ = actual;
     store_.digest_mismatches_.fetch_add(1, std::memory_order_relaxed);
@@ -586,7 +608,7 @@ Result<void> BlobWriter::Commit() {
   if (synced) synced = SyncDir(staging_path_.parent_path());
   if (synced) {
     const std::int64_t now = Now();
-    synced = store_.index().PutBlob(digest_, BlobRecord{expected_size_, now, now, 0});
+    synced = store_.blob_index_->PutBlob(digest_, BlobRecord{expected_size_, now, now, 0});
   }
   if (!synced) {
     // Not indexed: take the file back out so blobs/ holds only indexed files
@@ -597,6 +619,7 @@ Result<void> BlobWriter::Commit() {
   }
   state_.store(State::kCommitted);
   store_.Committed(reservation_, expected_size_);
+  store_.NotifyCommitted(CommittedBlob{digest_, expected_size_, target});
   return {};
 }
 

@@ -14,8 +14,24 @@
 // blob is evicted meanwhile (unlink keeps the inode alive).
 //
 // The caller holds the cache directory's lock (store/cache_dir.h), so one
-// process owns staging/ and blobs/. Synchronous and Asio-free: callers in
-// proxy/ run these calls off the event loop (blocking I/O).
+// process owns staging/ and blobs/. Synchronous and Asio-free.
+//
+// What may run on an event loop (bounded work, no lock that a disk wait holds):
+//   GetBlob, Touch, used_bytes, reserved_bytes, BlobPath, counters: an LMDB
+//     read transaction (MVCC: never waits for the writer thread) or a mutex
+//     around a few integers;
+//   Lookup: GetBlob plus open(2) and fstat(2) of one file, the work nginx
+//     does on its event loop for every hit (it can wait for the disk only on
+//     a cold dentry/inode cache);
+//   BlobWriter::contiguous_bytes, WrittenFrom, verified, state, OpenReader:
+//     the writer's short mutex (Commit() and WriteAt() never hold it across
+//     a disk wait) and one open(2).
+// Everything else blocks on the disk and runs on a blocking pool (Offload):
+//   BeginWrite (reserves space: statvfs, eviction with LMDB commits, unlinks;
+//   creates the staging file), Reserve, EvictTo, Remove, and BlobWriter's
+//   WriteAt, Verify, Commit (fsync, rename, LMDB commit) and Abort.
+// Observers and hash taps (store/blob_events.h) run on the thread of the
+// blocking call that triggers them.
 //
 // Thread safety: all methods are thread-safe.
 #pragma once
@@ -24,7 +40,6 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
-#include <list>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -32,18 +47,19 @@
 #include <set>
 #include <span>
 #include <string>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
 #include "core/result.h"
 #include "core/unique_fd.h"
+#include "store/blob_events.h"
 #include "store/digest.h"
 #include "store/index.h"
 #include "store/options.h"
 
 namespace hubcache::store {
 
+class BlobIndex;
 class BlobStore;
 class BlobWriter;
 
@@ -92,13 +108,14 @@ class BlobStore {
   // core::Errc::kCorrupt if the file's size disagrees with the index.
   Result<Blob> Lookup(const Digest& digest);
 
-  // The content of a committed blob of at most kSmallBlobBytes, from an
-  // in-memory cache of recently read small blobs (config files, tokenizers:
-  // most hits by count), or null if absent or larger. Records the access.
-  // Saves a hit the index read, open, fstat and read; eviction and Remove()
-  // drop entries, so it never serves a blob the store no longer holds.
-  static constexpr std::uint64_t kSmallBlobBytes = 64 * 1024;
-  std::shared_ptr<const std::string> SmallContent(const Digest& digest);
+  // The record of `digest` (size, access times, pins), or nullopt if it is
+  // not committed. Errors: the index's.
+  Result<std::optional<BlobRecord>> GetBlob(const Digest& digest) const;
+
+  // Records that `digest` was read now (batched; see Index::Touch).
+  void Touch(const Digest& digest);
+  // Committed blobs. Errors: the index's.
+  Result<std::uint64_t> BlobCount() const;
 
   // Starts writing `digest`, which will be `expected_size` bytes, after
   // reserving that much space (see Reserve()); the writer holds the
@@ -109,6 +126,14 @@ class BlobStore {
   // errors from the filesystem. The writer must not outlive the store.
   Result<std::unique_ptr<BlobWriter>> BeginWrite(const Digest& digest,
                                                  std::uint64_t expected_size);
+
+  // Store events (store/blob_events.h). `observer` hears of every commit and
+  // removal from now until RemoveObserver(); it must stay alive until then.
+  void AddObserver(BlobObserver* observer);
+  void RemoveObserver(BlobObserver* observer);
+  // Every writer begun from now on gets a tap from `factory` (when it makes
+  // one), fed in the pass that computes the digest.
+  void AddHashTap(HashTapFactory factory);
 
   // Holds `bytes` of space for a download. When the limits do not allow it
   // (store.max_bytes, or store.min_free_percent of the filesystem kept free),
@@ -141,12 +166,21 @@ class BlobStore {
   // did not hash to their digest.
   std::uint64_t evictions() const { return evictions_.load(); }
   std::uint64_t digest_mismatches() const { return digest_mismatches_.load(); }
+  // Batches of last-access updates that could not be written (each logged).
+  std::uint64_t touch_failures() const;
+  // What is known about repos: files, refs, access, documents, pins. Blob
+  // records are not written through it (see below).
   Index& index() { return *index_; }
+  // The writer of blob records: for store/ itself (fsck, imports) and tests.
+  // Its header, store/blob_index.h, is off limits to proxy/ and daemon/
+  // (tests/layering_test.sh), so only the store makes a blob visible.
+  BlobIndex& blob_index() { return *blob_index_; }
 
  private:
   friend class BlobWriter;
   friend class Reservation;
-  BlobStore(std::filesystem::path root, const Options& options, std::unique_ptr<Index> index);
+  BlobStore(std::filesystem::path root, const Options& options, std::unique_ptr<Index> index,
+            std::unique_ptr<BlobIndex> blob_index);
   void EndWrite(const Digest& digest);
   void Release(std::uint64_t bytes);
   // Moves `size` bytes from a writer's reservation to the used bytes.
@@ -160,21 +194,20 @@ class BlobStore {
   // Evicts LRU candidates until `enough(evicted_bytes)`. REQUIRES: space_mu_.
   Result<EvictReport> EvictWhile(const std::function<bool(std::uint64_t)>& more);
 
-  // The small-content cache: least recently used at the front.
-  static constexpr std::uint64_t kSmallCacheBytes = 32 << 20;
-  struct SmallEntry {
-    std::shared_ptr<const std::string> content;
-    std::list<Digest>::iterator position;
-  };
-  void ForgetSmall(const Digest& digest);
+  // Tells the observers; the list is copied so that none is called under
+  // observers_mu_.
+  std::vector<BlobObserver*> Observers() const;
+  void NotifyCommitted(const CommittedBlob& blob) const;
+  void NotifyRemoving(const Digest& digest) const;
+  std::vector<std::unique_ptr<HashTap>> MakeTaps(const Digest& digest, std::uint64_t size) const;
 
   const std::filesystem::path root_;
   const Options options_;
-  std::mutex small_mu_;
-  std::unordered_map<Digest, SmallEntry> small_;  // GUARDED_BY(small_mu_)
-  std::list<Digest> small_order_;                 // GUARDED_BY(small_mu_)
-  std::uint64_t small_bytes_ = 0;                 // GUARDED_BY(small_mu_)
+  mutable std::mutex observers_mu_;
+  std::vector<BlobObserver*> observers_;     // GUARDED_BY(observers_mu_)
+  std::vector<HashTapFactory> tap_factories_;  // GUARDED_BY(observers_mu_)
   std::unique_ptr<Index> index_;
+  std::unique_ptr<BlobIndex> blob_index_;
   std::mutex mu_;
   std::set<Digest> writing_;  // GUARDED_BY(mu_)
 
@@ -243,10 +276,18 @@ class BlobWriter {
   // After a digest mismatch: the digest of the bytes that were written.
   std::optional<Digest> actual_digest() const;
 
+  // Adds a consumer of the bytes in the pass that hashes them (see
+  // store/blob_events.h), besides the store's taps. REQUIRES: no byte has
+  // been hashed yet (call it right after BeginWrite()).
+  void AddTap(std::unique_ptr<HashTap> tap);
+
  private:
   friend class BlobStore;
   BlobWriter(BlobStore& store, Digest digest, std::uint64_t expected_size,
-             std::filesystem::path staging_path, UniqueFd fd, Reservation reservation);
+             std::filesystem::path staging_path, UniqueFd fd, Reservation reservation,
+             std::vector<std::unique_ptr<HashTap>> taps);
+  // Feeds the digest and the taps the next contiguous bytes.
+  void Hash(std::span<const std::uint8_t> bytes);
   using Pieces = std::vector<std::pair<std::uint64_t, std::uint64_t>>;
   // Hashes the newly contiguous bytes, if no other thread is doing so.
   // `mine` are the ranges this call wrote from `data` (at `offset`).
@@ -269,6 +310,7 @@ class BlobWriter {
   std::map<std::uint64_t, std::uint64_t> claimed_;  // GUARDED_BY(mu_): start → end
   std::map<std::uint64_t, std::uint64_t> written_;  // GUARDED_BY(mu_)
   Hasher hasher_;                                   // touched by the hashing thread only
+  std::vector<std::unique_ptr<HashTap>> taps_;      // fed with hasher_, by the hashing thread
   std::uint64_t hashed_ = 0;                        // GUARDED_BY(mu_)
   bool hashing_ = false;                            // GUARDED_BY(mu_)
   bool renamed_ = false;  // GUARDED_BY(mu_): the file is at its blobs/ path

@@ -1,5 +1,7 @@
 #include "store/fsck.h"
 
+#include "store/blob_index.h"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -107,7 +109,7 @@ class Checker {
       if (fix()) {
         // Index entry first, then the file: a crash in between leaves an
         // orphan, which the next open handles.
-        if (auto d = store_.index().DeleteBlob(digest); !d) return Fail(d.error());
+        if (auto d = store_.blob_index().DeleteBlob(digest); !d) return Fail(d.error());
         std::error_code ec;
         fs::remove(path, ec);
         report_.repaired = true;
@@ -134,7 +136,7 @@ class Checker {
               std::error_code size_ec;
               const auto size = fs::file_size(path, size_ec);
               const std::int64_t now = Now();
-              if (!size_ec && store_.index().PutBlob(*digest, BlobRecord{size, now, now, 0})) {
+              if (!size_ec && store_.blob_index().PutBlob(*digest, BlobRecord{size, now, now, 0})) {
                 ++report_.adopted;
                 log::Info(log::Module::kStore, "fsck_adopted", {{"digest", digest->Hex()}});
                 continue;

@@ -15,13 +15,16 @@
 // Keys longer than LMDB's limit (511 bytes) store a sha256 of their variable
 // part instead, with the full text kept in the value and checked on read.
 //
-// Reads run on the caller's thread in a short read transaction and return
-// copies. Writes are queued to a single writer thread, which commits them in
-// groups: every queued write gets its own nested transaction (so one failure
-// does not undo the others) inside one outer transaction, so a burst of
-// writes costs one fsync. Last-access updates (Touch) are not written per
-// call: they are batched and flushed by the writer every few seconds, when
-// many are pending, and on Flush() or destruction.
+// Index is what anyone may read, and what the proxy and the operator may
+// write: files, refs, access facts, documents, pins. The blob records
+// themselves (a blob is in the store; its last access) are written only by
+// the store, through BlobIndex (store/blob_index.h, internal to store/), over
+// the same environment: see store/index_env.h for the writer thread.
+//
+// Reads run on the caller's thread in a short read transaction (MVCC: they
+// never wait for a writer; cheap enough for an event loop) and return
+// copies. Writes are queued to the single writer thread and return once
+// durable: they block, so callers on an event loop offload them.
 //
 // Every value starts with a format byte; the schema version in `meta` is
 // checked at open and a mismatch is refused (Errc::kSchemaMismatch).
@@ -103,6 +106,10 @@ struct DocRecord {
 // token itself is never stored.
 using TokenId = std::array<std::uint8_t, 32>;
 
+namespace internal {
+class IndexEnv;
+}
+
 class Index {
  public:
   static constexpr std::uint32_t kSchemaVersion = 1;
@@ -111,17 +118,14 @@ class Index {
   // the index was written by another schema version; system errors from the
   // filesystem; Errc::kIndexFailure for other LMDB failures.
   static Result<std::unique_ptr<Index>> Open(const std::filesystem::path& dir);
-  // Flushes pending touches and stops the writer thread.
+  // Over an environment the store opened (store/index_env.h).
+  explicit Index(std::shared_ptr<internal::IndexEnv> env);
+  // Flushes pending touches and stops the writer thread, unless a BlobIndex
+  // still shares the environment.
   ~Index();
 
   // The record of `digest`, or nullopt.
   Result<std::optional<BlobRecord>> GetBlob(const Digest& digest) const;
-  // Inserts or replaces the record of `digest`, keeping `lru` in step. The
-  // pin count in `record` is ignored: Pin()/Unpin() own it. Returns once
-  // durable.
-  Result<void> PutBlob(const Digest& digest, const BlobRecord& record);
-  // Removes `digest`; true if it was there. Returns once durable.
-  Result<bool> DeleteBlob(const Digest& digest);
   // Pins: a named set of blobs (e.g. "model/org/name@main") that eviction
   // never removes. Pinning a blob twice under one name counts once; blobs
   // that are not (yet) indexed are recorded and counted once they are.
@@ -134,9 +138,6 @@ class Index {
 
   // Calls `fn` for every blob (digest order) until it returns false.
   Result<void> ForEachBlob(
-      const std::function<bool(const Digest&, const BlobRecord&)>& fn) const;
-  // Calls `fn` for blobs from least to most recently used until it returns false.
-  Result<void> ForEachByAge(
       const std::function<bool(const Digest&, const BlobRecord&)>& fn) const;
   Result<std::uint64_t> BlobCount() const;
 
@@ -189,20 +190,11 @@ class Index {
   // on their own).
   Result<std::uint64_t> DeleteRepo(const RepoId& repo);
 
-  // Records that `digest` was read at `when` (unix seconds). Cheap: no LMDB
-  // write here; see the class comment.
-  void Touch(const Digest& digest, std::int64_t when);
-  // Writes pending touches now and waits until they are durable.
-  Result<void> Flush();
-
   // Test hook: overwrites the stored schema version.
   Result<void> TEST_SetSchemaVersion(std::uint32_t version);
 
-  struct Impl;
-
  private:
-  explicit Index(std::unique_ptr<Impl> impl);
-  std::unique_ptr<Impl> impl_;
+  std::shared_ptr<internal::IndexEnv> impl_;
 };
 
 }  // namespace hubcache::store

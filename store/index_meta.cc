@@ -2,6 +2,7 @@
 #include <algorithm>
 
 #include "store/index.h"
+#include "store/index_env.h"
 #include "store/index_internal.h"
 
 namespace hubcache::store {

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "store/blob_store.h"
+#include "store/blob_index.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/http_client.h"
 #include "tests/support/subprocess.h"
@@ -319,7 +320,7 @@ TEST_F(CliTest, GcEvictsOldestUnpinnedBlobsAndRefusesWhileTheDaemonRuns) {
       ASSERT_TRUE((*writer)->Commit());
     }
     ASSERT_TRUE((*blobs)->index().Pin("model/org/keep@main", {digests[0]}));
-    ASSERT_TRUE((*blobs)->index().Flush());
+    ASSERT_TRUE((*blobs)->blob_index().Flush());
   }
   auto bad = Hubcache({"gc", "--cache-dir", cache.string(), "--to", "lots"});
   EXPECT_EQ(bad.exit_code, kExitUsage);

@@ -202,6 +202,11 @@ TEST_F(ApiTest, MetricsCountRequestsBytesAndTheStore) {
   EXPECT_NE(m.body.find("hubcache_served_bytes_total{cache=\"MISS\"} " + size), std::string::npos);
   EXPECT_NE(m.body.find("hubcache_store_blobs 1"), std::string::npos);
   EXPECT_NE(m.body.find("hubcache_upstream_bytes_total " + size), std::string::npos);
+  EXPECT_NE(m.body.find("hubcache_source_fetches_total{source=\"hub\",result=\"ok\"} 1"),
+            std::string::npos) << m.body;
+  EXPECT_NE(m.body.find("hubcache_source_bytes_total{source=\"hub\"} " + size), std::string::npos);
+  EXPECT_NE(m.body.find("hubcache_served_bytes_total{cache=\"PEER\"} 0"), std::string::npos);
+  EXPECT_NE(m.body.find("hubcache_store_touch_failures_total 0"), std::string::npos);
   EXPECT_NE(m.body.find("hubcache_fetches_in_flight 0"), std::string::npos);
   EXPECT_NE(m.body.find("hubcache_grant_checks_total{result=\"allowed\"} 1"), std::string::npos);
 }

@@ -1,6 +1,7 @@
 #include "tests/support/temp_dir.h"
 #include "tests/support/bytes.h"
 #include "store/blob_store.h"
+#include "store/blob_index.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -8,10 +9,12 @@
 #include <algorithm>
 #include <fstream>
 #include <random>
+#include <mutex>
 #include <thread>
 
 #include "core/errc.h"
 #include "store/errc.h"
+#include "store/small_blob_cache.h"
 
 namespace hubcache::store {
 namespace {
@@ -71,27 +74,179 @@ TEST_F(BlobStoreTest, CommitThenLookupServesTheBytes) {
   EXPECT_EQ((*record)->size, content.size());
 }
 
-TEST_F(BlobStoreTest, SmallContentIsServedFromMemoryUntilTheBlobIsRemoved) {
+TEST_F(BlobStoreTest, SmallBlobCacheServesFromMemoryUntilTheBlobIsRemoved) {
+  SmallBlobCache cache(*store_);
   const std::string small = Content(2365, 7);
   const Digest digest = Put(small);
-  auto first = store_->SmallContent(digest);
+  auto first = cache.Get(digest);
   ASSERT_TRUE(first);
   EXPECT_EQ(*first, small);
+  EXPECT_EQ(cache.bytes(), small.size());
   // From memory now: the same bytes even if the file is changed behind our back.
   {
     std::ofstream f(store_->BlobPath(digest), std::ios::binary | std::ios::trunc);
     f << std::string(small.size(), 'x');
   }
-  auto second = store_->SmallContent(digest);
+  auto second = cache.Get(digest);
   ASSERT_TRUE(second);
   EXPECT_EQ(*second, small);
-  // Removed (as eviction does): never served again.
+  // Removed (as eviction does): the store tells the cache, never served again.
   ASSERT_TRUE(store_->Remove(digest));
-  EXPECT_FALSE(store_->SmallContent(digest));
+  EXPECT_EQ(cache.bytes(), 0u);
+  EXPECT_FALSE(cache.Get(digest));
   // Large blobs and unknown digests are not cached.
-  const Digest large = Put(Content(BlobStore::kSmallBlobBytes + 1, 8));
-  EXPECT_FALSE(store_->SmallContent(large));
-  EXPECT_FALSE(store_->SmallContent(HashBytes(DigestKind::kSha256, "absent")));
+  const Digest large = Put(Content(SmallBlobCache::kMaxBlobBytes + 1, 8));
+  EXPECT_FALSE(cache.Get(large));
+  EXPECT_FALSE(cache.Get(HashBytes(DigestKind::kSha256, "absent")));
+  // Evicted by EvictTo too.
+  const Digest other = Put(Content(100, 9));
+  ASSERT_TRUE(cache.Get(other));
+  ASSERT_TRUE(store_->EvictTo(0));
+  EXPECT_EQ(cache.bytes(), 0u);
+  EXPECT_FALSE(cache.Get(other));
+}
+
+// Records what the store says, and what is on disk when it says it.
+class RecordingObserver final : public BlobObserver {
+ public:
+  explicit RecordingObserver(BlobStore& store) : store_(store) {}
+  void OnCommitted(const CommittedBlob& blob) override {
+    std::lock_guard lock(mu_);
+    committed.push_back(blob);
+    committed_was_visible.push_back(store_.Lookup(blob.digest).has_value());
+  }
+  void OnRemoving(const Digest& digest) override {
+    std::lock_guard lock(mu_);
+    removing.push_back(digest);
+    file_was_there.push_back(fs::exists(store_.BlobPath(digest)));
+    auto record = store_.GetBlob(digest);
+    index_had_it.push_back(record && record->has_value());
+  }
+  std::vector<CommittedBlob> committed;
+  std::vector<bool> committed_was_visible;
+  std::vector<Digest> removing;
+  std::vector<bool> file_was_there;
+  std::vector<bool> index_had_it;
+
+ private:
+  BlobStore& store_;
+  std::mutex mu_;
+};
+
+TEST_F(BlobStoreTest, ObserversHearOfCommitsAndOfRemovalsBeforeTheFileGoes) {
+  RecordingObserver observer(*store_);
+  store_->AddObserver(&observer);
+  const std::string content = Content(5000, 3);
+  const Digest digest = Put(content);
+  ASSERT_EQ(observer.committed.size(), 1u);
+  EXPECT_EQ(observer.committed[0].digest, digest);
+  EXPECT_EQ(observer.committed[0].size, content.size());
+  EXPECT_EQ(observer.committed[0].path, store_->BlobPath(digest));
+  EXPECT_TRUE(observer.committed_was_visible[0]);
+
+  // A failed write is not a commit.
+  const std::string lie = Content(100, 4);
+  auto writer = store_->BeginWrite(HashBytes(DigestKind::kSha256, "other"), lie.size());
+  ASSERT_TRUE(writer);
+  ASSERT_TRUE((*writer)->WriteAt(0, AsBytes(lie)));
+  EXPECT_FALSE((*writer)->Commit());
+  EXPECT_EQ(observer.committed.size(), 1u);
+
+  ASSERT_TRUE(store_->Remove(digest));
+  ASSERT_EQ(observer.removing.size(), 1u);
+  EXPECT_EQ(observer.removing[0], digest);
+  EXPECT_TRUE(observer.file_was_there[0]);   // a seeder can stop before the file goes
+  EXPECT_FALSE(observer.index_had_it[0]);    // and no lookup finds it any more
+  EXPECT_FALSE(fs::exists(store_->BlobPath(digest)));
+  // Removing what is not there says nothing.
+  ASSERT_TRUE(store_->Remove(digest));
+  EXPECT_EQ(observer.removing.size(), 1u);
+
+  // Eviction tells too.
+  const Digest evicted = Put(Content(300, 5));
+  ASSERT_TRUE(store_->EvictTo(0));
+  ASSERT_EQ(observer.removing.size(), 2u);
+  EXPECT_EQ(observer.removing[1], evicted);
+  EXPECT_TRUE(observer.file_was_there[1]);
+
+  store_->RemoveObserver(&observer);
+  Put(Content(10, 6));
+  EXPECT_EQ(observer.committed.size(), 2u);  // the 5000-byte blob, the evicted one; not this
+}
+
+// Collects what a tap is fed.
+struct TapLog {
+  std::mutex mu;
+  std::string bytes;
+  int updates = 0;
+  std::vector<bool> finished;
+};
+
+class LoggingTap final : public HashTap {
+ public:
+  explicit LoggingTap(std::shared_ptr<TapLog> log) : log_(std::move(log)) {}
+  void Update(std::span<const std::uint8_t> bytes) override {
+    std::lock_guard lock(log_->mu);
+    log_->bytes.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+    log_->updates += 1;
+  }
+  void Finish(bool verified) override {
+    std::lock_guard lock(log_->mu);
+    log_->finished.push_back(verified);
+  }
+
+ private:
+  std::shared_ptr<TapLog> log_;
+};
+
+TEST_F(BlobStoreTest, HashTapsSeeEveryByteOnceInOrderInTheHashingPass) {
+  auto from_store = std::make_shared<TapLog>();
+  std::vector<std::pair<Digest, std::uint64_t>> asked;
+  store_->AddHashTap([&](const Digest& d, std::uint64_t size) -> std::unique_ptr<HashTap> {
+    asked.emplace_back(d, size);
+    return std::make_unique<LoggingTap>(from_store);
+  });
+  const std::string content = Content(3 << 20, 11);
+  const Digest digest = HashBytes(DigestKind::kSha256, content);
+  auto writer = store_->BeginWrite(digest, content.size());
+  ASSERT_TRUE(writer);
+  auto own = std::make_shared<TapLog>();
+  (*writer)->AddTap(std::make_unique<LoggingTap>(own));
+  // Out of order and overlapping, from several threads, as ranged downloads
+  // and retries write.
+  constexpr std::size_t kPiece = 256 * 1024;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (std::size_t at = (3 - t) * kPiece; at < content.size(); at += 3 * kPiece) {
+        const std::size_t len = std::min(kPiece + 1000, content.size() - at);
+        ASSERT_TRUE((*writer)->WriteAt(at, AsBytes(content).subspan(at, len)));
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (std::size_t at = 0; at < content.size(); at += kPiece) {
+    ASSERT_TRUE((*writer)->WriteAt(at, AsBytes(content).subspan(at, std::min(kPiece, content.size() - at))));
+  }
+  ASSERT_TRUE((*writer)->Commit());
+  ASSERT_EQ(asked.size(), 1u);
+  EXPECT_EQ(asked[0].first, digest);
+  EXPECT_EQ(asked[0].second, content.size());
+  for (const auto& log : {from_store, own}) {
+    EXPECT_EQ(log->bytes.size(), content.size());
+    EXPECT_TRUE(log->bytes == content);
+    EXPECT_EQ(log->finished, std::vector<bool>{true});
+  }
+
+  // Bytes that do not hash to the digest: the taps hear it.
+  auto bad = std::make_shared<TapLog>();
+  auto liar = store_->BeginWrite(HashBytes(DigestKind::kSha256, "something else"), 10);
+  ASSERT_TRUE(liar);
+  (*liar)->AddTap(std::make_unique<LoggingTap>(bad));
+  ASSERT_TRUE((*liar)->WriteAt(0, AsBytes(std::string("0123456789"))));
+  EXPECT_FALSE((*liar)->Commit());
+  EXPECT_EQ(bad->bytes, "0123456789");
+  EXPECT_EQ(bad->finished, std::vector<bool>{false});
 }
 
 TEST_F(BlobStoreTest, GitBlobIdsAndEmptyBlobs) {
@@ -321,7 +476,7 @@ TEST_F(BlobStoreTest, OpenDescriptorSurvivesRemoval) {
   const Digest digest = Put(content);
   auto blob = store_->Lookup(digest);
   ASSERT_TRUE(blob);
-  ASSERT_TRUE(store_->index().DeleteBlob(digest));
+  ASSERT_TRUE(store_->blob_index().DeleteBlob(digest));
   fs::remove(store_->BlobPath(digest));
   EXPECT_EQ(ReadAll(blob->fd.get()), content);
   EXPECT_EQ(store_->Lookup(digest).error(), core::Errc::kNotFound);

@@ -6,7 +6,9 @@
 #include <algorithm>
 #include <thread>
 
+#include "store/blob_index.h"
 #include "store/errc.h"
+#include "store/index_env.h"
 
 #include "tests/support/temp_dir.h"
 
@@ -23,42 +25,46 @@ class IndexTest : public ::testing::Test {
     Reopen();
   }
   void TearDown() override {
+    blobs_.reset();
     index_.reset();
   }
   void Reopen() {
+    blobs_.reset();
     index_.reset();
-    auto index = Index::Open(dir_);
-    ASSERT_TRUE(index) << index.error().message();
-    index_ = std::move(*index);
+    auto env = internal::IndexEnv::Open(dir_);
+    ASSERT_TRUE(env) << env.error().message();
+    index_ = std::make_unique<Index>(*env);
+    blobs_ = std::make_unique<BlobIndex>(*env);
   }
   testing::TempDir temp_{"hubcache-index-test"};
   const fs::path dir_ = temp_.path();
   std::unique_ptr<Index> index_;
+  std::unique_ptr<BlobIndex> blobs_;  // the store's writer of blob records
 };
 
 TEST_F(IndexTest, PutGetDeleteSurviveReopen) {
   const BlobRecord record{1234, 100, 200, 0};
-  ASSERT_TRUE(index_->PutBlob(D(1), record));
-  ASSERT_TRUE(index_->PutBlob(D(2), {5, 1, 1, 1}));
+  ASSERT_TRUE(blobs_->PutBlob(D(1), record));
+  ASSERT_TRUE(blobs_->PutBlob(D(2), {5, 1, 1, 1}));
   Reopen();
   auto got = index_->GetBlob(D(1));
   ASSERT_TRUE(got);
   ASSERT_TRUE(*got);
   EXPECT_EQ(**got, record);
   EXPECT_EQ(index_->BlobCount().value(), 2u);
-  EXPECT_TRUE(index_->DeleteBlob(D(1)).value());
-  EXPECT_FALSE(index_->DeleteBlob(D(1)).value());
+  EXPECT_TRUE(blobs_->DeleteBlob(D(1)).value());
+  EXPECT_FALSE(blobs_->DeleteBlob(D(1)).value());
   EXPECT_FALSE(index_->GetBlob(D(1)).value());
   EXPECT_EQ(index_->BlobCount().value(), 1u);
 }
 
 TEST_F(IndexTest, ByAgeIsLeastRecentlyUsedFirstAndFollowsTouches) {
-  for (int i = 0; i < 5; ++i) ASSERT_TRUE(index_->PutBlob(D(i), {1, 0, 100 + i, 0}));
-  index_->Touch(D(0), 500);  // now the most recent
-  index_->Touch(D(3), 50);   // older than it was: ignored
-  ASSERT_TRUE(index_->Flush());
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(blobs_->PutBlob(D(i), {1, 0, 100 + i, 0}));
+  blobs_->Touch(D(0), 500);  // now the most recent
+  blobs_->Touch(D(3), 50);   // older than it was: ignored
+  ASSERT_TRUE(blobs_->Flush());
   std::vector<Digest> order;
-  ASSERT_TRUE(index_->ForEachByAge([&](const Digest& d, const BlobRecord&) {
+  ASSERT_TRUE(blobs_->ForEachByAge([&](const Digest& d, const BlobRecord&) {
     order.push_back(d);
     return true;
   }));
@@ -68,25 +74,25 @@ TEST_F(IndexTest, ByAgeIsLeastRecentlyUsedFirstAndFollowsTouches) {
 }
 
 TEST_F(IndexTest, TouchesAreFlushedOnClose) {
-  ASSERT_TRUE(index_->PutBlob(D(7), {1, 0, 10, 0}));
-  index_->Touch(D(7), 99);
-  index_->Touch(D(8), 99);  // not indexed: ignored
+  ASSERT_TRUE(blobs_->PutBlob(D(7), {1, 0, 10, 0}));
+  blobs_->Touch(D(7), 99);
+  blobs_->Touch(D(8), 99);  // not indexed: ignored
   Reopen();
   EXPECT_EQ(index_->GetBlob(D(7)).value()->last_access, 99);
   EXPECT_FALSE(index_->GetBlob(D(8)).value());
 }
 
 TEST_F(IndexTest, PinsCountNamesAndSurviveUntilUnpinned) {
-  ASSERT_TRUE(index_->PutBlob(D(1), {1, 0, 0, 0}));
+  ASSERT_TRUE(blobs_->PutBlob(D(1), {1, 0, 0, 0}));
   ASSERT_TRUE(index_->Pin("model/org/a@main", {D(1), D(2)}));
   ASSERT_TRUE(index_->Pin("model/org/a@main", {D(1)}));  // same name twice counts once
   ASSERT_TRUE(index_->Pin("model/org/b@v1", {D(1)}));
   EXPECT_EQ(index_->GetBlob(D(1)).value()->pins, 2u);
   // D(2) was pinned before it existed: it arrives pinned.
-  ASSERT_TRUE(index_->PutBlob(D(2), {1, 0, 0, 0}));
+  ASSERT_TRUE(blobs_->PutBlob(D(2), {1, 0, 0, 0}));
   EXPECT_EQ(index_->GetBlob(D(2)).value()->pins, 1u);
   // Replacing a record keeps its pins.
-  ASSERT_TRUE(index_->PutBlob(D(1), {1, 0, 5, 0}));
+  ASSERT_TRUE(blobs_->PutBlob(D(1), {1, 0, 5, 0}));
   EXPECT_EQ(index_->GetBlob(D(1)).value()->pins, 2u);
   EXPECT_EQ(index_->Unpin("model/org/a@main").value(), 2u);
   EXPECT_EQ(index_->GetBlob(D(1)).value()->pins, 1u);
@@ -168,6 +174,7 @@ TEST_F(IndexTest, RefsAccessGrantsAndDocs) {
 
 TEST_F(IndexTest, SchemaMismatchIsRefusedWithAClearError) {
   ASSERT_TRUE(index_->TEST_SetSchemaVersion(Index::kSchemaVersion + 1));
+  blobs_.reset();
   index_.reset();
   auto reopened = Index::Open(dir_);
   ASSERT_FALSE(reopened);
@@ -183,16 +190,16 @@ TEST_F(IndexTest, ConcurrentWritersAndReaders) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < kPerThread; ++i) {
         const int n = t * kPerThread + i;
-        ASSERT_TRUE(index_->PutBlob(D(n), {static_cast<std::uint64_t>(n), 0, n, 0}));
+        ASSERT_TRUE(blobs_->PutBlob(D(n), {static_cast<std::uint64_t>(n), 0, n, 0}));
         auto got = index_->GetBlob(D(n));
         ASSERT_TRUE(got && *got);
         EXPECT_EQ((*got)->size, static_cast<std::uint64_t>(n));
-        index_->Touch(D(n), n + 1);
+        blobs_->Touch(D(n), n + 1);
       }
     });
   }
   for (auto& t : threads) t.join();
-  ASSERT_TRUE(index_->Flush());
+  ASSERT_TRUE(blobs_->Flush());
   EXPECT_EQ(index_->BlobCount().value(), static_cast<std::uint64_t>(kThreads * kPerThread));
   std::size_t seen = 0;
   ASSERT_TRUE(index_->ForEachBlob([&](const Digest& d, const BlobRecord& r) {
@@ -201,6 +208,26 @@ TEST_F(IndexTest, ConcurrentWritersAndReaders) {
     return true;
   }));
   EXPECT_EQ(seen, static_cast<std::size_t>(kThreads * kPerThread));
+}
+
+TEST_F(IndexTest, AFailedBatchOfTouchesIsCountedNotDroppedSilently) {
+  ASSERT_TRUE(blobs_->PutBlob(D(1), {1, 0, 10, 0}));
+  blobs_->TEST_env().TEST_FailTouchBatches(true);
+  // Enough touches (4096 blobs) to make the writer write a batch now.
+  blobs_->Touch(D(1), 20);
+  for (int i = 2; i <= 4096; ++i) blobs_->Touch(D(i), 20);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (blobs_->touch_failures() == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_EQ(blobs_->touch_failures(), 1u);
+  EXPECT_EQ(index_->GetBlob(D(1)).value()->last_access, 10);
+  // Other writes in the same group are unharmed, and later batches work.
+  blobs_->TEST_env().TEST_FailTouchBatches(false);
+  blobs_->Touch(D(1), 99);
+  ASSERT_TRUE(blobs_->Flush());
+  EXPECT_EQ(index_->GetBlob(D(1)).value()->last_access, 99);
+  EXPECT_EQ(blobs_->touch_failures(), 1u);
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include "tests/support/temp_dir.h"
 #include "tests/support/bytes.h"
 #include "store/blob_store.h"
+#include "store/blob_index.h"
 #include "store/errc.h"
 #include "store/fsck.h"
 #include "store/token_hmac.h"
@@ -48,7 +49,7 @@ class SpaceTest : public ::testing::Test {
         0, {reinterpret_cast<const std::uint8_t*>(content.data()), content.size()}));
     if (auto c = (*writer)->Commit(); !c) return Fail(c.error());
     // Pin the access order down (real touches have 1 s resolution).
-    EXPECT_TRUE(store_->index().PutBlob(digest, {content.size(), 0, last_access, 0}));
+    EXPECT_TRUE(store_->blob_index().PutBlob(digest, {content.size(), 0, last_access, 0}));
     return digest;
   }
   bool Has(const Digest& d) { return store_->Lookup(d).has_value(); }
