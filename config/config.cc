@@ -307,6 +307,13 @@ std::string Render(const Loaded& loaded) {
   return out;
 }
 
+bool IsReloadableKey(std::string_view key) {
+  for (const KeyDef& def : Keys()) {
+    if (def.reloadable && def.Key() == key) return true;
+  }
+  return false;
+}
+
 std::vector<std::string> AllKeys() {
   std::vector<std::string> out;
   for (const KeyDef& def : Keys()) out.push_back(def.Key());

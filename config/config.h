@@ -87,6 +87,8 @@ std::string Render(const Loaded& loaded);
 
 // Every key as "section.name", in reference order.
 std::vector<std::string> AllKeys();
+// True when `key` ("section.name") takes effect on SIGHUP without a restart.
+bool IsReloadableKey(std::string_view key);
 
 // The environment variable for a key: "store.cache_dir" → HUBCACHE_STORE_CACHE_DIR.
 std::string EnvName(std::string_view key);

@@ -120,19 +120,22 @@ const KeyDef kKeys[] = {
     {"upstream", "max_retries", Kind::kCount, RefTo<&Config::upstream, &Upstream::max_retries>, 0, 20},
     {"upstream", "offline", Kind::kBool, RefTo<&Config::upstream, &Upstream::offline>},
     // [cache]
-    {"cache", "ref_ttl", Kind::kDuration, RefTo<&Config::cache, &Cache::ref_ttl>, 0, 365 * kMsPerDay},
+    {"cache", "ref_ttl", Kind::kDuration, RefTo<&Config::cache, &Cache::ref_ttl>, 0, 365 * kMsPerDay,
+     nullptr, kReloadable},
     // [access]
     {"access", "public_ttl", Kind::kDuration, RefTo<&Config::access, &Access::public_ttl>, 0,
-     365 * kMsPerDay},
+     365 * kMsPerDay, nullptr, kReloadable},
     {"access", "grant_ttl", Kind::kDuration, RefTo<&Config::access, &Access::grant_ttl>, 0,
-     365 * kMsPerDay},
+     365 * kMsPerDay, nullptr, kReloadable},
     {"access", "offline_grant_ttl", Kind::kDuration,
-     RefTo<&Config::access, &Access::offline_grant_ttl>, 0, 365 * kMsPerDay},
+     RefTo<&Config::access, &Access::offline_grant_ttl>, 0, 365 * kMsPerDay, nullptr, kReloadable},
     // [proxy]
     {"proxy", "allow_writes", Kind::kBool, RefTo<&Config::proxy, &Proxy::allow_writes>},
     // [log]
-    {"log", "level", Kind::kLevel, RefTo<&Config::log, &Log::level>},
-    {"log", "format", Kind::kFormat, RefTo<&Config::log, &Log::format>},
+    {"log", "level", Kind::kLevel, RefTo<&Config::log, &Log::level>, 0, UINT64_MAX, nullptr,
+     kReloadable},
+    {"log", "format", Kind::kFormat, RefTo<&Config::log, &Log::format>, 0, UINT64_MAX, nullptr,
+     kReloadable},
 };
 
 std::string Trim(std::string_view s) {

@@ -34,6 +34,8 @@ using Ref = std::variant<std::string*, bool*, std::uint32_t*, std::uint64_t*,
                          double*, std::chrono::milliseconds*,
                          std::vector<std::string>*, log::Level*, log::Format*>;
 
+inline constexpr bool kReloadable = true;
+
 struct KeyDef {
   std::string_view section;
   std::string_view name;
@@ -44,6 +46,9 @@ struct KeyDef {
   // For strings and list items: nullopt if acceptable, else a sentence saying
   // what is allowed.
   std::optional<std::string> (*check)(std::string_view value) = nullptr;
+  // True when a running daemon applies a new value on SIGHUP; any other key
+  // needs a restart (daemon/reload.h).
+  bool reloadable = false;
 
   std::string Key() const;
 };

@@ -24,8 +24,6 @@ class CoreCategory final : public boost::system::error_category {
         return "data is corrupt";
       case Errc::kUnavailable:
         return "unavailable";
-      case Errc::kShuttingDown:
-        return "shutting down";
     }
     return "unknown core error";
   }

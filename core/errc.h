@@ -18,7 +18,6 @@ enum class Errc {
   kLocked,               // another process holds a lock we need
   kCorrupt,              // stored data failed a consistency check
   kUnavailable,          // a dependency (disk, network) is not usable now
-  kShuttingDown,         // the process is stopping and refuses new work
 };
 
 const boost::system::error_category& Category();

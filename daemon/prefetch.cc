@@ -119,10 +119,10 @@ class Prefetcher {
     const std::string revision = target.revision.empty() ? "main" : target.revision;
     Outcome outcome;
     outcome.label = store::RepoLabel(target.repo) + "@" + revision;
-    const std::string plural(proxy::TypePlural(target.repo.type));
+    const std::string plural(store::RepoTypePlural(target.repo.type));
     const std::string api = "/api/" + plural + "/" + target.repo.name;
     const std::string files_base =
-        "/" + std::string(proxy::TypePrefix(target.repo.type)) + target.repo.name + "/resolve/";
+        "/" + std::string(store::RepoTypePrefix(target.repo.type)) + target.repo.name + "/resolve/";
 
     // 1. The repo info at the revision names the commit.
     // (GCC 12: no temporaries with destructors inside a co_await expression.)
@@ -138,7 +138,7 @@ class Prefetcher {
     }
     auto json = Json::parse(info->body, nullptr, false);
     if (!json.is_object() || !json.contains("sha") || !json["sha"].is_string() ||
-        !proxy::IsCommitHash(json["sha"].get<std::string>())) {
+        !store::IsCommitHash(json["sha"].get<std::string>())) {
       outcome.error = "repo info has no commit (sha)";
       co_return outcome;
     }

@@ -30,11 +30,7 @@ std::map<std::string, std::string> Values(const config::Loaded& loaded) {
 
 }  // namespace
 
-bool IsReloadable(std::string_view key) {
-  return key == "log.level" || key == "log.format" || key == "cache.ref_ttl" ||
-         key == "access.public_ttl" || key == "access.grant_ttl" ||
-         key == "access.offline_grant_ttl";
-}
+bool IsReloadable(std::string_view key) { return config::IsReloadableKey(key); }
 
 ReloadPlan PlanReload(const config::Loaded& before, const config::Loaded& after) {
   ReloadPlan plan;

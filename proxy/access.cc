@@ -3,6 +3,8 @@
 #include <chrono>
 #include <limits>
 
+#include "core/clock.h"
+
 namespace hubcache::proxy {
 namespace {
 
@@ -31,9 +33,7 @@ void AccessPolicy::SetOptions(const AccessOptions& options) {
 
 std::int64_t AccessPolicy::Now() const {
   if (now_) return now_();
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
+  return core::UnixSeconds();
 }
 
 bool AccessPolicy::Allows(const store::RepoId& repo, const Secret& token, bool offline) const {

@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <functional>
 
+#include "core/clock.h"
 #include "core/secret.h"
 #include "proxy/options.h"
 #include "store/index.h"
@@ -33,7 +34,7 @@ namespace hubcache::proxy {
 
 class AccessPolicy {
  public:
-  using Clock = std::function<std::int64_t()>;  // unix seconds
+  using Clock = core::Clock;  // unix seconds (core/clock.h)
   AccessPolicy(store::Index& index, store::TokenHmac hmac, AccessOptions options,
                Clock now = {});
 

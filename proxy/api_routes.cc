@@ -2,8 +2,11 @@
 #include <fmt/format.h>
 
 #include "core/errc.h"
+#include "core/clock.h"
 #include "core/log.h"
 #include "core/offload.h"
+#include "proxy/errc.h"
+#include "proxy/http_errors.h"
 #include "proxy/hub_routes.h"
 #include "proxy/offline_docs.h"
 #include "proxy/offline_refs.h"
@@ -98,9 +101,9 @@ net::awaitable<void> ServeApi(HubContext& hub, Exchange& exchange) {
   const bool documented = api->route.empty() || api->route == "revision" ||
                           api->route == "tree" || paths_info || api->route == "refs";
   // Answers at a commit never change; others are kept for offline use only.
-  const bool immutable = documented && api->route != "refs" && IsCommitHash(api->revision);
+  const bool immutable = documented && api->route != "refs" && store::IsCommitHash(api->revision);
   const std::string doc_revision = api->revision.empty() ? "@" : api->revision;
-  const std::string key = DocKey(request, target.substr(5 + TypePlural(api->repo.type).size()));
+  const std::string key = DocKey(request, target.substr(5 + store::RepoTypePlural(api->repo.type).size()));
   const bool offline = hub.files.offline();
 
   auto cached_doc = [&](bool offline_rules) -> std::optional<store::DocRecord> {
@@ -148,7 +151,7 @@ net::awaitable<void> ServeApi(HubContext& hub, Exchange& exchange) {
                              CacheStatus::kHit);
       co_return;
     }
-    co_await SendJsonError(exchange, 503,
+    co_await SendJsonError(exchange, HttpStatusFor(Errc::kOffline),
                            "hubcache is offline and has not cached this answer for this request",
                            {}, CacheStatus::kMiss);
     co_return;
@@ -182,7 +185,7 @@ net::awaitable<void> ServeApi(HubContext& hub, Exchange& exchange) {
     if (!answer) {
       const std::string message =
           fmt::format("hubcache cannot reach the Hub ({})", answer.error().message());
-      co_await SendJsonError(exchange, UnreachableStatus(answer.error()), message,
+      co_await SendJsonError(exchange, HttpStatusFor(answer.error()), message,
                              {}, CacheStatus::kMiss);
       co_return;
     }
@@ -201,9 +204,7 @@ net::awaitable<void> ServeApi(HubContext& hub, Exchange& exchange) {
     doc.headers.emplace_back(name, std::move(value));
   }
   if (answer->head.status == 200 && documented && !exchange.is_head()) {
-    doc.stored_at = std::chrono::duration_cast<std::chrono::seconds>(
-                        std::chrono::system_clock::now().time_since_epoch())
-                        .count();
+    doc.stored_at = core::UnixSeconds();
     auto put = co_await core::Offload(
         hub.blocking, [&] { return hub.store.index().PutDoc(api->repo, doc_revision, key, doc); });
     if (!put) {
@@ -239,7 +240,8 @@ net::awaitable<void> ServePassthrough(HubContext& hub, Exchange& exchange) {
     co_return;
   }
   if (hub.files.offline()) {
-    co_await SendJsonError(exchange, 503, "hubcache is offline and does not cache this route",
+    co_await SendJsonError(exchange, HttpStatusFor(Errc::kOffline),
+                           "hubcache is offline and does not cache this route",
                            CacheStatus::kMiss);
     co_return;
   }

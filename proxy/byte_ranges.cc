@@ -67,4 +67,27 @@ std::string UnsatisfiedContentRange(std::uint64_t total) {
   return "bytes */" + std::to_string(total);
 }
 
+std::optional<ContentRangeValue> ParseContentRange(std::string_view value) {
+  if (!value.starts_with("bytes ")) return std::nullopt;
+  value.remove_prefix(6);
+  const std::size_t dash = value.find('-');
+  const std::size_t slash = value.find('/');
+  if (dash == std::string_view::npos || slash == std::string_view::npos || slash < dash) {
+    return std::nullopt;
+  }
+  auto number = [](std::string_view t, std::uint64_t& v) {
+    auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
+    return !t.empty() && ec == std::errc() && end == t.data() + t.size();
+  };
+  ContentRangeValue out;
+  if (!number(value.substr(0, dash), out.span.first) ||
+      !number(value.substr(dash + 1, slash - dash - 1), out.span.last) ||
+      out.span.last < out.span.first) {
+    return std::nullopt;
+  }
+  std::uint64_t total = 0;
+  if (number(value.substr(slash + 1), total)) out.total = total;
+  return out;
+}
+
 }  // namespace hubcache::proxy

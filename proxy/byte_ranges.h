@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -41,5 +42,13 @@ RangeRequest ParseRange(std::string_view value, std::uint64_t total);
 // "bytes a-b/total" for a 206, "bytes */total" for a 416.
 std::string ContentRange(const ByteSpan& span, std::uint64_t total);
 std::string UnsatisfiedContentRange(std::uint64_t total);
+
+// An upstream 206's Content-Range, "bytes a-b/total" (total may be "*"):
+// the span and the total if given; nullopt when malformed or when b < a.
+struct ContentRangeValue {
+  ByteSpan span;
+  std::optional<std::uint64_t> total;
+};
+std::optional<ContentRangeValue> ParseContentRange(std::string_view value);
 
 }  // namespace hubcache::proxy

@@ -15,13 +15,14 @@ class ProxyCategory final : public boost::system::error_category {
       case Errc::kBadRedirect: return "redirect without a usable Location";
       case Errc::kBadUrl: return "unusable URL";
       case Errc::kBodyTooLarge: return "response body too large";
-      case Errc::kSinkAborted: return "response refused by its consumer";
       case Errc::kResumeFailed: return "resumed download did not continue where it stopped";
       case Errc::kRetryableStatus: return "upstream answered with a retryable status";
       case Errc::kProxyRefused: return "the HTTP proxy refused the CONNECT tunnel";
       case Errc::kUnexpectedStatus: return "the upstream answered the download with an unexpected status";
       case Errc::kUrlExpired: return "the signed download URL expired";
       case Errc::kSourceUnavailable: return "no source could supply the blob";
+      case Errc::kOffline: return "offline, and the answer is not cached";
+      case Errc::kDownloadUnreadable: return "the download in progress cannot be read";
     }
     return "unknown proxy error";
   }

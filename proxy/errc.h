@@ -12,13 +12,14 @@ enum class Errc {
   kBadRedirect,           // a redirect without a usable Location
   kBadUrl,                // a URL hubcache cannot request (scheme, host)
   kBodyTooLarge,          // a buffered response exceeded its limit
-  kSinkAborted,           // the body sink refused the response
   kResumeFailed,          // a resumed body did not continue where it stopped
   kRetryableStatus,       // internal: a 429/5xx answer that will be retried
   kProxyRefused,          // the HTTP proxy did not open a CONNECT tunnel
   kUnexpectedStatus,      // the upstream answered a download with an unusable status
   kUrlExpired,            // internal: a signed download URL expired (403/410)
   kSourceUnavailable,     // a blob source does not have the blob (the next one is asked)
+  kOffline,               // offline (or the Hub unreachable) and the answer is not cached
+  kDownloadUnreadable,    // a download in progress could not be opened for reading
 };
 
 const boost::system::error_category& Category();

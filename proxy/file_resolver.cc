@@ -6,8 +6,11 @@
 #include <fmt/format.h>
 
 #include "core/errc.h"
+#include "core/clock.h"
 #include "core/log.h"
 #include "core/offload.h"
+#include "proxy/errc.h"
+#include "proxy/http_errors.h"
 #include "proxy/offline_docs.h"
 #include "proxy/offline_refs.h"
 #include "proxy/resolve.h"
@@ -21,11 +24,7 @@ constexpr auto kModule = log::Module::kProxy;
 // timeout, not one per request.
 constexpr std::chrono::seconds kUnreachableHold{5};
 
-std::int64_t NowSeconds() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
+std::int64_t NowSeconds() { return core::UnixSeconds(); }
 
 std::int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -93,7 +92,7 @@ bool FileResolver::offline() const {
 }
 
 std::string FileResolver::ResolveUrl(const FileRef& ref) const {
-  return fmt::format("{}/{}{}/resolve/{}/{}", upstream_url_, TypePrefix(ref.repo.type),
+  return fmt::format("{}/{}{}/resolve/{}/{}", upstream_url_, store::RepoTypePrefix(ref.repo.type),
                      ref.repo.name, PercentEncode(ref.revision, false),
                      PercentEncode(ref.path, true));
 }
@@ -111,7 +110,7 @@ FileResolver::Cached FileResolver::FromCache(const FileRef& ref, const Secret& t
                                              bool offline) const {
   Cached cached;
   cached.allowed = access_.Allows(ref.repo, token, offline);
-  if (IsCommitHash(ref.revision)) {
+  if (store::IsCommitHash(ref.revision)) {
     cached.commit = ref.revision;
   } else if (auto r = index_.GetRef(ref.repo, ref.revision); r && *r) {
     const std::int64_t ttl = ref_ttl_s_.load();
@@ -184,13 +183,13 @@ FileAnswer FileResolver::Offline(const FileRef& ref, const Cached& cached, unsig
 net::awaitable<FileAnswer> FileResolver::Resolve(FileRef ref, Secret token,
                                                  bool need_download_url) {
   if (offline()) {
-    co_return Offline(ref, FromCache(ref, token, true), 503,
+    co_return Offline(ref, FromCache(ref, token, true), HttpStatusFor(Errc::kOffline),
                       offline_ ? "hubcache is offline" : "the Hub is unreachable");
   }
   const Cached cached = FromCache(ref, token, false);
   if (cached.allowed && !cached.commit.empty() && cached.file && !cached.ref_stale &&
       (!need_download_url || !cached.file->exists)) {
-    co_return Offline(ref, cached, 503, "");
+    co_return Offline(ref, cached, HttpStatusFor(Errc::kOffline), "");
   }
 
   const std::string url = ResolveUrl(ref);
@@ -199,11 +198,10 @@ net::awaitable<FileAnswer> FileResolver::Resolve(FileRef ref, Secret token,
     const ErrorCode ec = resolved.error();
     if (ec == core::Errc::kCorrupt) {
       log::Warn(kModule, "upstream_invalid_answer", {{"repo", ref.repo.name}, {"path", ref.path}});
-      co_return Unavailable(502, "The Hub sent an answer without commit, etag or size");
+      co_return Unavailable(HttpStatusFor(ec), "The Hub sent an answer without commit, etag or size");
     }
     MarkUnreachable(ec);
-    const unsigned status = ec == beast::error::timeout ? 504 : 502;
-    co_return Offline(ref, FromCache(ref, token, true), status,
+    co_return Offline(ref, FromCache(ref, token, true), HttpStatusFor(ec),
                       fmt::format("the Hub is unreachable ({})", ec.message()));
   }
 
@@ -213,7 +211,7 @@ net::awaitable<FileAnswer> FileResolver::Resolve(FileRef ref, Secret token,
         resolved->lfs ? store::DigestKind::kSha256 : store::DigestKind::kGitSha1, resolved->etag);
     if (!digest) {
       log::Warn(kModule, "upstream_invalid_etag", {{"repo", ref.repo.name}, {"path", ref.path}});
-      co_return Unavailable(502, "The Hub sent an invalid ETag");
+      co_return Unavailable(HttpStatusFor(core::Errc::kCorrupt), "The Hub sent an invalid ETag");
     }
     FileAnswer answer;
     answer.kind = FileAnswer::Kind::kFound;
@@ -262,7 +260,8 @@ net::awaitable<FileAnswer> FileResolver::Resolve(FileRef ref, Secret token,
     // hand the client a 3xx it cannot use.
     log::Warn(kModule, "upstream_unexpected_redirect",
               {{"repo", ref.repo.name}, {"path", ref.path}, {"status", status}});
-    co_return Unavailable(502, "The Hub redirected this file further than hubcache follows");
+    co_return Unavailable(HttpStatusFor(Errc::kBadRedirect),
+                          "The Hub redirected this file further than hubcache follows");
   }
   if (status >= 500 || status == 429) {
     // The Hub is in trouble: what the cache knows is better than an error.
@@ -293,7 +292,7 @@ net::awaitable<FileAnswer> FileResolver::Resolve(FileRef ref, Secret token,
     }
   }
   const std::string commit = head.Header("x-repo-commit");
-  if (status == 404 && head.Header("x-error-code") == "EntryNotFound" && IsCommitHash(commit)) {
+  if (status == 404 && head.Header("x-error-code") == "EntryNotFound" && store::IsCommitHash(commit)) {
     answer.commit = commit;
     auto written = co_await core::Offload(blocking_, [&] {
       const store::FileRecord missing{

@@ -6,6 +6,8 @@
 #include "core/errc.h"
 #include "core/log.h"
 #include "proxy/blob_sender.h"
+#include "proxy/errc.h"
+#include "proxy/http_errors.h"
 #include "proxy/hub_routes.h"
 #include "proxy/relay.h"
 #include "proxy/shaping.h"
@@ -131,7 +133,8 @@ net::awaitable<void> SendMoved(HubContext& hub, Exchange& exchange, unsigned sta
   const auto moved =
       RewriteLocation(location, hub.upstream_url, PublicBase(hub, exchange.request()));
   if (!moved) {
-    co_await SendJsonError(exchange, 502, "The Hub redirected this request away from the Hub",
+    co_await SendJsonError(exchange, HttpStatusFor(Errc::kBadRedirect),
+                           "The Hub redirected this request away from the Hub",
                            CacheStatus::kMiss);
     co_return;
   }
@@ -238,8 +241,8 @@ net::awaitable<void> ServeFetching(HubContext& hub, Exchange& exchange, const Ra
       log::Warn(kModule, "download_failed",
                 {{"req", exchange.id()}, {"digest", digest.Hex()},
                  {"error", supplier.error().message()}});
-      co_await SendJsonError(exchange, 502, "hubcache could not download this file from the Hub",
-                             CacheStatus::kMiss);
+      co_await SendJsonError(exchange, HttpStatusFor(supplier.error()),
+                             "hubcache could not download this file", CacheStatus::kMiss);
       co_return;
     }
     status = *supplier;
@@ -252,7 +255,8 @@ net::awaitable<void> ServeFetching(HubContext& hub, Exchange& exchange, const Ra
   if (!reader) {
     // The download ended between Join and here: committed, or failed.
     if (co_await ServeStored(hub, exchange, range, answer, cached)) co_return;
-    co_await SendJsonError(exchange, 503, "hubcache cannot read the download in progress", status);
+    co_await SendJsonError(exchange, HttpStatusFor(Errc::kDownloadUnreadable),
+                           "hubcache cannot read the download in progress", status);
     co_return;
   }
   BlobBody body{.fd = std::move(*reader), .size = size, .fetch = std::move(fetch)};
@@ -297,7 +301,7 @@ net::awaitable<void> ServeFile(HubContext& hub, Exchange& exchange, FileRef ref)
     // running needs nothing).
     if (answer.download_url.empty() && hub.fetches.Find(*answer.file.digest) == nullptr) {
       if (hub.files.offline() || need_download_url) {
-        co_await SendJsonError(exchange, 503,
+        co_await SendJsonError(exchange, HttpStatusFor(Errc::kOffline),
                                "hubcache has not cached this file and cannot reach the Hub", {},
                                CacheStatus::kMiss);
         co_return;
@@ -308,7 +312,8 @@ net::awaitable<void> ServeFile(HubContext& hub, Exchange& exchange, FileRef ref)
     co_await ServeFetching(hub, exchange, range, ref, answer, token, cached);
     co_return;
   }
-  co_await SendJsonError(exchange, 502, "the Hub did not say where this file's bytes are",
+  co_await SendJsonError(exchange, HttpStatusFor(core::Errc::kCorrupt),
+                         "the Hub did not say where this file's bytes are",
                          CacheStatus::kMiss);
 }
 

@@ -14,6 +14,7 @@
 #include <boost/beast/http/write.hpp>
 
 #include "core/log.h"
+#include "proxy/byte_ranges.h"
 #include "proxy/errc.h"
 #include "proxy/exchange.h"
 
@@ -91,80 +92,6 @@ class BufferSink final : public BodySink {
   std::size_t max_body_;
 };
 
-// What the original request asked for, from its Range header.
-struct ByteRange {
-  std::optional<std::uint64_t> first;  // absent: suffix range
-  std::optional<std::uint64_t> last;   // absent: to the end
-  std::uint64_t suffix = 0;
-};
-
-std::optional<ByteRange> ParseSingleRange(std::string_view value) {
-  if (!value.starts_with("bytes=") || value.find(',') != std::string_view::npos) {
-    return std::nullopt;
-  }
-  value.remove_prefix(6);
-  const std::size_t dash = value.find('-');
-  if (dash == std::string_view::npos) return std::nullopt;
-  auto number = [](std::string_view t) -> std::optional<std::uint64_t> {
-    std::uint64_t v = 0;
-    auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
-    if (t.empty() || ec != std::errc() || end != t.data() + t.size()) return std::nullopt;
-    return v;
-  };
-  ByteRange range;
-  const std::string_view a = value.substr(0, dash);
-  const std::string_view b = value.substr(dash + 1);
-  if (a.empty()) {
-    auto n = number(b);
-    if (!n) return std::nullopt;
-    range.suffix = *n;
-    return range;
-  }
-  range.first = number(a);
-  if (!range.first) return std::nullopt;
-  if (!b.empty()) {
-    range.last = number(b);
-    if (!range.last) return std::nullopt;
-  }
-  return range;
-}
-
-std::optional<ByteRange> RangeHeader(const OutRequest& request) {
-  for (const auto& [name, value] : request.headers) {
-    if (beast::iequals(name, "range")) return ParseSingleRange(value);
-  }
-  return std::nullopt;
-}
-
-// "bytes a-b/T" → a, b, T (T may be absent: "*").
-struct ContentRange {
-  std::uint64_t first = 0;
-  std::uint64_t last = 0;
-  std::optional<std::uint64_t> total;
-};
-
-std::optional<ContentRange> ParseContentRange(std::string_view value) {
-  if (!value.starts_with("bytes ")) return std::nullopt;
-  value.remove_prefix(6);
-  const std::size_t dash = value.find('-');
-  const std::size_t slash = value.find('/');
-  if (dash == std::string_view::npos || slash == std::string_view::npos || slash < dash) {
-    return std::nullopt;
-  }
-  ContentRange out;
-  auto parse = [](std::string_view t, std::uint64_t& v) {
-    auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
-    return !t.empty() && ec == std::errc() && end == t.data() + t.size();
-  };
-  if (!parse(value.substr(0, dash), out.first) ||
-      !parse(value.substr(dash + 1, slash - dash - 1), out.last)) {
-    return std::nullopt;
-  }
-  std::uint64_t total = 0;
-  if (parse(value.substr(slash + 1), total)) out.total = total;
-  return out;
-}
-
 bool RetryableStatus(unsigned status) {
   return status == 429 || status == 500 || status == 502 || status == 503 || status == 504;
 }
@@ -195,7 +122,6 @@ struct ResumeState {
   unsigned status = 0;
   std::uint64_t delivered = 0;  // body bytes handed to the sink
   std::string etag;
-  std::optional<ByteRange> original_range;
   std::uint64_t first_byte = 0;              // offset of the first body byte in the file
   std::optional<std::uint64_t> last_byte;    // inclusive; absent: to the end
 
@@ -235,8 +161,8 @@ class Relay final : public BodySink {
       if (head.status == 206) {
         auto range = ParseContentRange(head.Header("content-range"));
         if (range) {
-          state_.first_byte = range->first;
-          state_.last_byte = range->last;
+          state_.first_byte = range->span.first;
+          state_.last_byte = range->span.last;
         }
       }
       co_return co_await Forward([&] { return sink_.OnHead(head); });
@@ -245,7 +171,7 @@ class Relay final : public BodySink {
     const std::uint64_t want = state_.first_byte + state_.delivered;
     if (head.status == 206) {
       auto range = ParseContentRange(head.Header("content-range"));
-      if (range && range->first == want) co_return Result<void>();
+      if (range && range->span.first == want) co_return Result<void>();
       co_return Fail(Errc::kResumeFailed);
     }
     if (head.status == 200 && state_.first_byte == 0 && !state_.last_byte) {
@@ -347,7 +273,6 @@ net::awaitable<Result<void>> HubClient::Send(OutRequest request, BodySink& sink)
                                             request.method == http::verb::head);
   if (!retry) co_return co_await SendOnce(std::move(request), sink);
   ResumeState state;
-  state.original_range = RangeHeader(request);
   int failures = 0;
   for (;;) {
     OutRequest attempt = request;

@@ -100,11 +100,10 @@ Result<FileRef> Finish(store::RepoType type, std::string_view repo, std::string_
   return ref;
 }
 
+// API paths name the type in the plural only.
 std::optional<store::RepoType> TypeFromPlural(std::string_view plural) {
-  if (plural == "models") return store::RepoType::kModel;
-  if (plural == "datasets") return store::RepoType::kDataset;
-  if (plural == "spaces") return store::RepoType::kSpace;
-  return std::nullopt;
+  if (!plural.ends_with('s')) return std::nullopt;
+  return store::ParseRepoType(plural);
 }
 
 }  // namespace
@@ -146,32 +145,6 @@ std::string PercentEncode(std::string_view in, bool keep_slash) {
     }
   }
   return out;
-}
-
-std::string_view TypePrefix(store::RepoType type) {
-  switch (type) {
-    case store::RepoType::kDataset: return "datasets/";
-    case store::RepoType::kSpace: return "spaces/";
-    case store::RepoType::kModel: break;
-  }
-  return "";
-}
-
-std::string_view TypePlural(store::RepoType type) {
-  switch (type) {
-    case store::RepoType::kDataset: return "datasets";
-    case store::RepoType::kSpace: return "spaces";
-    case store::RepoType::kModel: break;
-  }
-  return "models";
-}
-
-bool IsCommitHash(std::string_view s) {
-  if (s.size() != 40) return false;
-  for (char c : s) {
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
-  }
-  return true;
 }
 
 Result<FileRef> ParseResolvePath(std::string_view raw_path) {
@@ -227,7 +200,7 @@ Result<FileRef> ParseResolveCachePath(std::string_view raw_path) {
   if (!type) return Fail(core::Errc::kInvalidArgument);
   // The commit is the first 40-hex segment after one or two repo segments.
   for (std::size_t c = 2; c <= 3 && c + 1 < parts.size(); ++c) {
-    if (!IsCommitHash(parts[c])) continue;
+    if (!store::IsCommitHash(parts[c])) continue;
     std::string repo;
     for (std::size_t i = 1; i < c; ++i) {
       if (!ValidRepoPart(parts[i])) return Fail(core::Errc::kInvalidArgument);

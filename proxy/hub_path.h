@@ -57,12 +57,4 @@ std::optional<std::string> PercentDecode(std::string_view in);
 // when `keep_slash`; everything else is %XX.
 std::string PercentEncode(std::string_view in, bool keep_slash);
 
-// The URL path prefix of a repo type: "" (models), "datasets/", "spaces/";
-// and the plural API name: "models", "datasets", "spaces".
-std::string_view TypePrefix(store::RepoType type);
-std::string_view TypePlural(store::RepoType type);
-
-// True for a 40-character lower-case hex string (what clients accept as a commit).
-bool IsCommitHash(std::string_view s);
-
 }  // namespace hubcache::proxy

@@ -18,7 +18,7 @@ constexpr std::size_t kMaxPages = 100'000;
 // refs listing.
 std::optional<std::string> CommitOf(const store::Index& index, const store::RepoId& repo,
                                     std::string revision) {
-  if (IsCommitHash(revision)) return revision;
+  if (store::IsCommitHash(revision)) return revision;
   if (revision.empty() || revision == "HEAD") revision = "main";
   auto ref = index.GetRef(repo, revision);
   if (ref && *ref) return (*ref)->commit;
@@ -33,7 +33,7 @@ std::string GetKey(const store::RepoId& repo, std::string_view rest) {
 // Every entry of the recursive listing at `commit`, all pages, or nullopt.
 std::optional<Json> FullTree(const store::Index& index, const store::RepoId& repo,
                              const std::string& commit) {
-  const std::string api_prefix = "/api/" + std::string(TypePlural(repo.type));
+  const std::string api_prefix = "/api/" + std::string(store::RepoTypePlural(repo.type));
   std::string key = GetKey(repo, "/tree/" + commit + "?recursive=true&expand=false");
   Json all = Json::array();
   for (std::size_t n = 0; n < kMaxPages; ++n) {

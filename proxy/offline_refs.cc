@@ -44,7 +44,7 @@ std::optional<std::string> Find(const Json& listing, std::string_view list, std:
     if (match == entry.end() || !match->is_string() || *match != value) continue;
     if (commit == entry.end() || !commit->is_string()) continue;
     const std::string sha = commit->get<std::string>();
-    if (IsCommitHash(sha)) return sha;
+    if (store::IsCommitHash(sha)) return sha;
   }
   return std::nullopt;
 }
@@ -53,7 +53,7 @@ std::optional<std::string> Find(const Json& listing, std::string_view list, std:
 
 std::optional<std::string> ListedCommit(const store::Index& index, const store::RepoId& repo,
                                         std::string_view revision) {
-  if (revision.empty() || IsCommitHash(revision)) return std::nullopt;
+  if (revision.empty() || store::IsCommitHash(revision)) return std::nullopt;
   const auto listing = StoredListing(index, repo);
   if (!listing) return std::nullopt;
   if (revision == "HEAD") revision = "main";

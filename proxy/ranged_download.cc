@@ -3,6 +3,7 @@
 #include <charconv>
 
 #include "core/log.h"
+#include "proxy/byte_ranges.h"
 #include "proxy/errc.h"
 
 namespace hubcache::proxy {
@@ -30,25 +31,6 @@ struct Shared {
   net::steady_timer resolved;  // cancelled when a URL refresh ends
 };
 
-std::optional<std::pair<std::uint64_t, std::uint64_t>> ContentRangeBounds(std::string_view v) {
-  if (!v.starts_with("bytes ")) return std::nullopt;
-  v.remove_prefix(6);
-  const std::size_t dash = v.find('-');
-  const std::size_t slash = v.find('/');
-  if (dash == std::string_view::npos || slash == std::string_view::npos || slash < dash) {
-    return std::nullopt;
-  }
-  std::uint64_t first = 0;
-  std::uint64_t last = 0;
-  auto a = std::from_chars(v.data(), v.data() + dash, first);
-  auto b = std::from_chars(v.data() + dash + 1, v.data() + slash, last);
-  if (a.ec != std::errc() || b.ec != std::errc() || a.ptr != v.data() + dash ||
-      b.ptr != v.data() + slash) {
-    return std::nullopt;
-  }
-  return std::make_pair(first, last);
-}
-
 // Receives one chunk's answer and writes it at its offset.
 class ChunkBody final : public BodySink {
  public:
@@ -66,8 +48,8 @@ class ChunkBody final : public BodySink {
       co_return Result<void>();
     }
     if (head.status != 206) co_return Unexpected(head);
-    auto bounds = ContentRangeBounds(head.Header("content-range"));
-    if (!bounds || bounds->first != first_ + written_ || bounds->second != last_) {
+    auto bounds = ParseContentRange(head.Header("content-range"));
+    if (!bounds || bounds->span.first != first_ + written_ || bounds->span.last != last_) {
       log::Warn(log::Module::kProxy, "download_range_mismatch",
                 {{"asked_first", first_ + written_},
                  {"asked_last", last_},

@@ -5,13 +5,11 @@
 #include <boost/beast/core/error.hpp>
 
 #include "core/log.h"
+#include "proxy/errc.h"
+#include "proxy/http_errors.h"
 #include "proxy/shaping.h"
 
 namespace hubcache::proxy {
-
-unsigned UnreachableStatus(const ErrorCode& ec) {
-  return ec == beast::error::timeout ? 504 : 502;
-}
 
 RelaySink::RelaySink(Exchange& exchange, std::string from_base, std::string to_base,
                      CacheStatus cache)
@@ -66,7 +64,7 @@ net::awaitable<Result<void>> RelaySink::OnData(std::span<const std::uint8_t> dat
 
 net::awaitable<void> RelaySink::Finish(const Result<void>& result) {
   if (!head_sent_) {
-    const unsigned status = result ? 502 : UnreachableStatus(result.error());
+    const unsigned status = HttpStatusFor(result ? ErrorCode(Errc::kUnexpectedStatus) : result.error());
     const std::string message = fmt::format("hubcache cannot reach the Hub ({})",
                                             result ? "no answer" : result.error().message());
     co_await exchange_.SendError(static_cast<http::status>(status), message);

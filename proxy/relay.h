@@ -44,8 +44,4 @@ class RelaySink final : public BodySink {
   std::uint64_t sent_ = 0;
 };
 
-// The status and JSON message hubcache answers with when the Hub cannot be
-// reached: 504 for timeouts, 502 otherwise.
-unsigned UnreachableStatus(const ErrorCode& ec);
-
 }  // namespace hubcache::proxy

@@ -1,8 +1,6 @@
 #include "store/blob_store.h"
 
 #include <fcntl.h>
-#include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -10,6 +8,7 @@
 #include <vector>
 
 #include "core/check.h"
+#include "core/clock.h"
 #include "core/errc.h"
 #include "core/log.h"
 #include "store/blob_index.h"
@@ -26,12 +25,6 @@ constexpr std::size_t kHashReadChunk = 1 << 20;
 
 // Eviction may take a blob that no pin holds.
 bool Evictable(const BlobRecord& record) { return record.pins == 0; }
-
-std::int64_t Now() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 // The parts of [start, end) not covered by `extents`.
 std::vector<std::pair<std::uint64_t, std::uint64_t>> Uncovered(const Extents& extents,
@@ -84,26 +77,6 @@ void Remove(Extents& extents, std::uint64_t start, std::uint64_t end) {
   if (end < e) extents.emplace(end, e);
 }
 
-Result<void> SyncDir(const fs::path& dir) {
-  UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!fd || ::fsync(fd.get()) != 0) return Fail(core::ErrnoError(errno));
-  return {};
-}
-
-Result<void> PwriteAll(int fd, const std::uint8_t* data, std::size_t len, std::uint64_t offset) {
-  while (len > 0) {
-    const ssize_t n = ::pwrite(fd, data, len, static_cast<off_t>(offset));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return Fail(core::ErrnoError(errno));
-    }
-    data += n;
-    len -= static_cast<std::size_t>(n);
-    offset += static_cast<std::uint64_t>(n);
-  }
-  return {};
-}
-
 }  // namespace
 
 // ---------------------------------------------------------------- BlobStore
@@ -112,6 +85,7 @@ BlobStore::BlobStore(fs::path root, const Options& options, std::unique_ptr<Inde
                      std::unique_ptr<BlobIndex> blob_index)
     : root_(std::move(root)),
       options_(options),
+      disk_(options.disk != nullptr ? *options.disk : Disk::Default()),
       index_(std::move(index)),
       blob_index_(std::move(blob_index)) {}
 
@@ -119,10 +93,9 @@ BlobStore::~BlobStore() = default;
 
 Result<std::unique_ptr<BlobStore>> BlobStore::Open(const Options& options, bool recover) {
   const fs::path root = fs::absolute(options.cache_dir);
-  std::error_code ec;
+  Disk& disk = options.disk != nullptr ? *options.disk : Disk::Default();
   for (const char* sub : {"blobs/sha256", "blobs/sha1", "staging"}) {
-    fs::create_directories(root / sub, ec);
-    if (ec) return Fail(core::ErrnoError(ec.value()));
+    if (auto made = disk.CreateDirectories(root / sub); !made) return Fail(made.error());
   }
   // One environment: the metadata Index anyone may use, and the blob records
   // only the store writes.
@@ -174,32 +147,30 @@ Result<BlobStore::Blob> BlobStore::Lookup(const Digest& digest) {
   auto record = index_->GetBlob(digest);
   if (!record) return Fail(record.error());
   if (!*record) return Fail(core::Errc::kNotFound);
-  UniqueFd fd(::open(BlobPath(digest).c_str(), O_RDONLY | O_CLOEXEC));
+  auto fd = disk_.Open(BlobPath(digest), O_RDONLY);
   if (!fd) {
-    if (errno == ENOENT) {
+    if (fd.error() == boost::system::errc::no_such_file_or_directory) {
       log::Warn(log::Module::kStore, "blob_file_missing", {{"digest", digest.Hex()}});
       return Fail(core::Errc::kNotFound);
     }
-    return Fail(core::ErrnoError(errno));
+    return Fail(fd.error());
   }
-  struct stat st {};
-  if (::fstat(fd.get(), &st) != 0) return Fail(core::ErrnoError(errno));
-  if (static_cast<std::uint64_t>(st.st_size) != (*record)->size) {
+  auto on_disk = disk_.FileSize(fd->get());
+  if (!on_disk) return Fail(on_disk.error());
+  if (*on_disk != (*record)->size) {
     log::Error(log::Module::kStore, "blob_size_mismatch",
-               {{"digest", digest.Hex()},
-                {"indexed", (*record)->size},
-                {"on_disk", static_cast<std::int64_t>(st.st_size)}});
+               {{"digest", digest.Hex()}, {"indexed", (*record)->size}, {"on_disk", *on_disk}});
     return Fail(core::Errc::kCorrupt);
   }
-  blob_index_->Touch(digest, Now());
-  return Blob{(*record)->size, std::move(fd)};
+  blob_index_->Touch(digest, core::UnixSeconds());
+  return Blob{(*record)->size, std::move(*fd)};
 }
 
 Result<std::optional<BlobRecord>> BlobStore::GetBlob(const Digest& digest) const {
   return index_->GetBlob(digest);
 }
 
-void BlobStore::Touch(const Digest& digest) { blob_index_->Touch(digest, Now()); }
+void BlobStore::Touch(const Digest& digest) { blob_index_->Touch(digest, core::UnixSeconds()); }
 
 Result<std::uint64_t> BlobStore::BlobCount() const { return index_->BlobCount(); }
 
@@ -259,14 +230,13 @@ Result<std::unique_ptr<BlobWriter>> BlobStore::BeginWrite(const Digest& digest,
   }
   const fs::path staging =
       root_ / "staging" / (std::string(digest.KindName()) + "-" + digest.Hex() + ".part");
-  UniqueFd fd(::open(staging.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0640));
+  auto fd = disk_.Open(staging, O_RDWR | O_CREAT | O_TRUNC, 0640);
   if (!fd) {
-    const int err = errno;
     EndWrite(digest);
-    return Fail(core::ErrnoError(err));
+    return Fail(fd.error());
   }
   return std::unique_ptr<BlobWriter>(new BlobWriter(*this, digest, expected_size, staging,
-                                                    std::move(fd), std::move(*reservation),
+                                                    std::move(*fd), std::move(*reservation),
                                                     MakeTaps(digest, expected_size)));
 }
 
@@ -323,11 +293,10 @@ std::uint64_t BlobStore::Shortfall(std::uint64_t bytes) const {
     if (want > options_.max_bytes) shortfall = want - options_.max_bytes;
   }
   if (options_.min_free_percent > 0) {
-    struct statvfs fs_stat {};
-    if (::statvfs(root_.c_str(), &fs_stat) == 0) {
-      const auto total = static_cast<long double>(fs_stat.f_blocks) * fs_stat.f_frsize;
+    if (auto space = disk_.Space(root_)) {
+      const auto total = static_cast<long double>(space->total_bytes);
       const auto floor = static_cast<std::uint64_t>(total * options_.min_free_percent / 100);
-      const std::uint64_t free = static_cast<std::uint64_t>(fs_stat.f_bavail) * fs_stat.f_frsize;
+      const std::uint64_t free = space->available_bytes;
       // Downloads in flight will still take what they reserved but have not
       // written yet.
       const std::uint64_t staged = staged_.load();
@@ -370,7 +339,12 @@ Result<bool> BlobStore::DeleteLocked(const Digest& digest, std::uint64_t size) {
   auto deleted = blob_index_->DeleteBlob(digest);
   if (!deleted) return Fail(deleted.error());
   if (*deleted) NotifyRemoving(digest);
-  ::unlink(BlobPath(digest).c_str());
+  if (auto removed = disk_.Remove(BlobPath(digest)); !removed) {
+    // Out of the index already: an orphan file that fsck removes at the next
+    // start. The space is counted free, as the index says.
+    log::Warn(log::Module::kStore, "blob_unlink_failed",
+              {{"digest", digest.Hex()}, {"error", removed.error().message()}});
+  }
   if (*deleted) used_ -= std::min(used_, size);
   return *deleted;
 }
@@ -454,7 +428,7 @@ Result<void> BlobWriter::WriteAt(std::uint64_t offset, std::span<const std::uint
   }
   for (std::size_t i = 0; i < pieces.size(); ++i) {
     const auto [s, e] = pieces[i];
-    auto written = PwriteAll(fd_.get(), data.data() + (s - offset), e - s, s);
+    auto written = WriteAll(store_.disk_, fd_.get(), data.data() + (s - offset), e - s, s);
     if (!written) {
       // Release what was not written so a retry can write it.
       std::lock_guard lock(mu_);
@@ -516,14 +490,13 @@ Result<void> BlobWriter::AdvanceHash(std::uint64_t offset, std::span<const std::
       // Bytes another writer put there: read them back (page cache).
       std::uint64_t n = std::min<std::uint64_t>(next_mine - pos, kHashReadChunk);
       buffer.resize(n);
-      const ssize_t got = ::pread(fd_.get(), buffer.data(), n, static_cast<off_t>(pos));
-      if (got <= 0) {
-        if (got < 0 && errno == EINTR) continue;
-        error = got < 0 ? core::ErrnoError(errno) : ErrorCode(core::Errc::kCorrupt);
+      auto got = store_.disk_.Read(fd_.get(), buffer.data(), n, pos);
+      if (!got || *got == 0) {
+        error = got ? ErrorCode(core::Errc::kCorrupt) : got.error();
         break;
       }
-      Hash({buffer.data(), static_cast<std::size_t>(got)});
-      pos += static_cast<std::uint64_t>(got);
+      Hash({buffer.data(), *got});
+      pos += *got;
     }
     lock.lock();
     hashed_ = pos;
@@ -551,9 +524,7 @@ Result<UniqueFd> BlobWriter::OpenReader() const {
   // Under the lock, so that Commit()'s rename cannot slip in between.
   std::unique_lock lock(mu_);
   const fs::path path = renamed_ ? store_.BlobPath(digest_) : staging_path_;
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) return Fail(core::ErrnoError(errno));
-  return fd;
+  return store_.disk_.Open(path, O_RDONLY);
 }
 
 Result<void> BlobWriter::Verify() {
@@ -591,29 +562,28 @@ Result<void> BlobWriter::Commit() {
   lock.unlock();
   // Durable before visible: data, then the rename, then both directories.
   const fs::path target = store_.BlobPath(digest_);
-  std::error_code fs_ec;
-  fs::create_directories(target.parent_path(), fs_ec);
-  int err = fs_ec ? fs_ec.value() : 0;
-  if (err == 0 && ::fsync(fd_.get()) != 0) err = errno;
+  Disk& disk = store_.disk_;
+  auto durable = disk.CreateDirectories(target.parent_path());
+  if (durable) durable = disk.Sync(fd_.get());
   lock.lock();
   // Under the lock: OpenReader() picks the path by renamed_.
-  if (err == 0 && ::rename(staging_path_.c_str(), target.c_str()) != 0) err = errno;
-  if (err != 0) {
+  if (durable) durable = disk.Rename(staging_path_, target);
+  if (!durable) {
     MarkFailed(lock);
-    return tl::unexpected<ErrorCode>(core::ErrnoError(err));
+    return durable;
   }
   renamed_ = true;
   lock.unlock();
-  auto synced = SyncDir(target.parent_path());
-  if (synced) synced = SyncDir(staging_path_.parent_path());
+  auto synced = disk.SyncDir(target.parent_path());
+  if (synced) synced = disk.SyncDir(staging_path_.parent_path());
   if (synced) {
-    const std::int64_t now = Now();
+    const std::int64_t now = core::UnixSeconds();
     synced = store_.blob_index_->PutBlob(digest_, BlobRecord{expected_size_, now, now, 0});
   }
   if (!synced) {
     // Not indexed: take the file back out so blobs/ holds only indexed files
     // (readers that opened it keep their descriptor).
-    ::unlink(target.c_str());
+    (void)disk.Remove(target);
     state_.store(State::kFailed);
     return synced;
   }
@@ -625,7 +595,7 @@ Result<void> BlobWriter::Commit() {
 
 void BlobWriter::MarkFailed(std::unique_lock<std::mutex>&) {
   state_.store(State::kFailed);
-  ::unlink(staging_path_.c_str());
+  (void)store_.disk_.Remove(staging_path_);  // fsck removes leftovers at the next start
 }
 
 void BlobWriter::Abort() {

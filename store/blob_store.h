@@ -54,6 +54,7 @@
 #include "core/unique_fd.h"
 #include "store/blob_events.h"
 #include "store/digest.h"
+#include "store/disk.h"
 #include "store/index.h"
 #include "store/options.h"
 
@@ -162,6 +163,8 @@ class BlobStore {
   static std::filesystem::path BlobPathIn(const std::filesystem::path& cache_dir,
                                           const Digest& digest);
   const std::filesystem::path& root() const { return root_; }
+  // The file operations the store uses (store/disk.h).
+  Disk& disk() const { return disk_; }
   // Counters since open, for /metrics: blobs evicted, downloads whose bytes
   // did not hash to their digest.
   std::uint64_t evictions() const { return evictions_.load(); }
@@ -203,6 +206,7 @@ class BlobStore {
 
   const std::filesystem::path root_;
   const Options options_;
+  Disk& disk_;
   mutable std::mutex observers_mu_;
   std::vector<BlobObserver*> observers_;     // GUARDED_BY(observers_mu_)
   std::vector<HashTapFactory> tap_factories_;  // GUARDED_BY(observers_mu_)

@@ -17,6 +17,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "core/clock.h"
 #include "core/errc.h"
 #include "core/log.h"
 #include "core/unique_fd.h"
@@ -34,12 +35,6 @@ constexpr std::size_t kCopyChunk = 1 << 20;
 
 tl::unexpected<std::string> Err(std::string message) {
   return tl::unexpected<std::string>(std::move(message));
-}
-
-std::int64_t Now() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
 }
 
 fs::path BundleBlobPath(const fs::path& dir, const Digest& digest) {
@@ -440,7 +435,7 @@ tl::expected<ExportReport, std::string> ExportBundle(const Index& index,
   }
   const Json manifest = {{"format", kFormat},
                          {"format_version", kFormatVersion},
-                         {"created_at", Now()},
+                         {"created_at", core::UnixSeconds()},
                          {"repos", std::move(repos)},
                          {"blobs", std::move(blob_list)}};
   const fs::path tmp = out / "manifest.json.tmp";
@@ -548,7 +543,7 @@ tl::expected<ImportReport, std::string> ImportBundle(
       }
     }
     for (const auto& [rev, commit] : repo.refs) {
-      if (auto put = index.PutRef(repo.repo, rev, {.commit = commit, .fetched_at = Now()}); !put) {
+      if (auto put = index.PutRef(repo.repo, rev, {.commit = commit, .fetched_at = core::UnixSeconds()}); !put) {
         fail(put.error());
       }
       r.refs += 1;
@@ -556,7 +551,7 @@ tl::expected<ImportReport, std::string> ImportBundle(
     const bool serve_to_all = repo.visibility == Visibility::kPublic || mark_public;
     // The public fact keeps its age, so that online it is checked again when
     // it would have been; a time from the future would make it last longer.
-    const std::int64_t now = Now();
+    const std::int64_t now = core::UnixSeconds();
     if (auto put = index.PutAccess(repo.repo, {.visibility = serve_to_all ? Visibility::kPublic
                                                                            : Visibility::kRestricted,
                                                .checked_at = repo.visibility == Visibility::kPublic

@@ -28,39 +28,12 @@ bool ValidNamePart(std::string_view part) {
 
 }  // namespace
 
-std::optional<RepoType> ParseRepoType(std::string_view text) {
-  if (text == "model" || text == "models") return RepoType::kModel;
-  if (text == "dataset" || text == "datasets") return RepoType::kDataset;
-  if (text == "space" || text == "spaces") return RepoType::kSpace;
-  return std::nullopt;
-}
-
-std::string_view RepoTypeName(RepoType type) {
-  switch (type) {
-    case RepoType::kDataset: return "dataset";
-    case RepoType::kSpace: return "space";
-    case RepoType::kModel: break;
-  }
-  return "model";
-}
-
 std::string RepoLabel(const RepoId& repo) {
-  switch (repo.type) {
-    case RepoType::kDataset: return "datasets/" + repo.name;
-    case RepoType::kSpace: return "spaces/" + repo.name;
-    case RepoType::kModel: break;
-  }
-  return repo.name;
+  return std::string(RepoTypePrefix(repo.type)) + repo.name;
 }
 
 std::string SpecLabel(const RepoSpec& spec) {
   return RepoLabel(spec.repo) + (spec.revision.empty() ? "" : "@" + spec.revision);
-}
-
-bool IsCommitHash(std::string_view text) {
-  return text.size() == 40 && std::all_of(text.begin(), text.end(), [](char c) {
-           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-         });
 }
 
 tl::expected<RepoSpec, std::string> ParseRepoSpec(std::string_view text,

@@ -30,15 +30,10 @@ struct RepoSpec {
 // the problem.
 tl::expected<RepoSpec, std::string> ParseRepoSpec(std::string_view text,
                                                   std::optional<RepoType> type = std::nullopt);
-// Parses `model`, `dataset` or `space` (also plural).
-std::optional<RepoType> ParseRepoType(std::string_view text);
 // `org/name`, `datasets/org/name`, `spaces/org/name`.
 std::string RepoLabel(const RepoId& repo);
 // `org/name@rev` (without `@rev` when none was given).
 std::string SpecLabel(const RepoSpec& spec);
-// `model`, `dataset`, `space`.
-std::string_view RepoTypeName(RepoType type);
-bool IsCommitHash(std::string_view text);
 
 struct CommitSummary {
   std::string commit;

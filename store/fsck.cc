@@ -13,6 +13,7 @@
 
 #include <fmt/format.h>
 
+#include "core/clock.h"
 #include "core/errc.h"
 #include "core/log.h"
 
@@ -21,29 +22,26 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::int64_t Now() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-// Hashes the file at `path` as content of `kind`; nullopt if unreadable.
-std::optional<Digest> HashFile(const fs::path& path, DigestKind kind, std::uint64_t& bytes) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+// Hashes the file at `path` as content of `kind` through `disk`; nullopt if
+// unreadable.
+std::optional<Digest> HashFile(Disk& disk, const fs::path& path, DigestKind kind,
+                               std::uint64_t& bytes) {
+  auto fd = disk.Open(path, O_RDONLY);
   if (!fd) return std::nullopt;
-  struct stat st {};
-  if (::fstat(fd.get(), &st) != 0) return std::nullopt;
-  Hasher hasher(kind, static_cast<std::uint64_t>(st.st_size));
+  auto size = disk.FileSize(fd->get());
+  if (!size) return std::nullopt;
+  Hasher hasher(kind, *size);
   std::vector<std::uint8_t> buffer(1 << 20);
+  std::uint64_t offset = 0;
   for (;;) {
-    const ssize_t n = ::read(fd.get(), buffer.data(), buffer.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return std::nullopt;
-    if (n == 0) break;
-    hasher.Update({buffer.data(), static_cast<std::size_t>(n)});
+    auto n = disk.Read(fd->get(), buffer.data(), buffer.size(), offset);
+    if (!n) return std::nullopt;
+    if (*n == 0) break;
+    hasher.Update({buffer.data(), *n});
+    offset += *n;
   }
   bytes += hasher.bytes_hashed();
-  if (hasher.bytes_hashed() != static_cast<std::uint64_t>(st.st_size)) return std::nullopt;
+  if (hasher.bytes_hashed() != *size) return std::nullopt;
   return hasher.Finish();
 }
 
@@ -97,7 +95,7 @@ class Checker {
         problem = fmt::format("{}:{}: file has {} bytes, index says {}", digest.KindName(),
                               digest.Hex(), st.st_size, record.size);
       } else if (mode_ != FsckMode::kRecover) {
-        auto actual = HashFile(path, digest.kind(), report_.bytes_hashed);
+        auto actual = HashFile(store_.disk(), path, digest.kind(), report_.bytes_hashed);
         if (!actual || *actual != digest) {
           ++report_.corrupt;
           problem = fmt::format("{}:{}: content hashes to {}", digest.KindName(), digest.Hex(),
@@ -130,12 +128,12 @@ class Checker {
         auto digest = Digest::Parse(kind, path.filename().string());
         if (digest && indexed_.count(*digest) && path == store_.BlobPath(*digest)) continue;
         if (digest && path == store_.BlobPath(*digest) && !indexed_.count(*digest)) {
-          auto actual = HashFile(path, kind, report_.bytes_hashed);
+          auto actual = HashFile(store_.disk(), path, kind, report_.bytes_hashed);
           if (actual && *actual == *digest) {
             if (fix()) {
               std::error_code size_ec;
               const auto size = fs::file_size(path, size_ec);
-              const std::int64_t now = Now();
+              const std::int64_t now = core::UnixSeconds();
               if (!size_ec && store_.blob_index().PutBlob(*digest, BlobRecord{size, now, now, 0})) {
                 ++report_.adopted;
                 log::Info(log::Module::kStore, "fsck_adopted", {{"digest", digest->Hex()}});

@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "store/bundle.h"
 
@@ -198,9 +199,7 @@ tl::expected<HfImportReport, std::string> ImportHfCache(BlobStore& store, const 
   if (!fs::is_directory(dir, ec)) return Err(dir.string() + " is not a directory");
   Index& index = store.index();
   HfImportReport report;
-  const auto now = std::chrono::duration_cast<std::chrono::seconds>(
-                       std::chrono::system_clock::now().time_since_epoch())
-                       .count();
+  const std::int64_t now = core::UnixSeconds();
   for (const auto& folder : fs::directory_iterator(dir, ec)) {
     const std::string name = folder.path().filename().string();
     // The non-throwing checks: a link that loops is neither.

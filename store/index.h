@@ -45,6 +45,7 @@
 
 #include "core/result.h"
 #include "store/digest.h"
+#include "store/repo_id.h"
 
 namespace hubcache::store {
 
@@ -57,16 +58,6 @@ struct BlobRecord {
   friend bool operator==(const BlobRecord&, const BlobRecord&) = default;
 };
 
-enum class RepoType : std::uint8_t { kModel = 1, kDataset = 2, kSpace = 3 };
-
-// A repository as the Hub names it: type plus "namespace/name" (or a legacy
-// name without namespace).
-struct RepoId {
-  RepoType type = RepoType::kModel;
-  std::string name;
-  friend bool operator==(const RepoId&, const RepoId&) = default;
-  friend auto operator<=>(const RepoId&, const RepoId&) = default;
-};
 
 // What a path is at a commit.
 struct FileRecord {

@@ -7,6 +7,8 @@
 
 namespace hubcache::store {
 
+class Disk;
+
 struct Options {
   // Root of the cache: blobs/, staging/, index/ and the lock file live here.
   // Created at startup if missing. The config layer fills in the default
@@ -18,6 +20,10 @@ struct Options {
   std::uint64_t max_bytes = 0;
   // Eviction keeps at least this percentage of the filesystem free (0-100).
   double min_free_percent = 10.0;
+  // The file operations of blobs and staging files (store/disk.h); null
+  // means the real filesystem. Tests pass a fault-injecting one. Not owned;
+  // must outlive the store.
+  Disk* disk = nullptr;
 };
 
 }  // namespace hubcache::store

@@ -1,9 +1,5 @@
 #include "store/small_blob_cache.h"
 
-#include <unistd.h>
-
-#include <cerrno>
-
 #include "store/blob_store.h"
 
 namespace hubcache::store {
@@ -29,11 +25,10 @@ std::shared_ptr<const std::string> SmallBlobCache::Get(const Digest& digest) {
   auto content = std::make_shared<std::string>(blob->size, '\0');
   std::size_t done = 0;
   while (done < content->size()) {
-    const ssize_t n = ::pread(blob->fd.get(), content->data() + done, content->size() - done,
-                              static_cast<off_t>(done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return nullptr;
-    done += static_cast<std::size_t>(n);
+    auto n = store_.disk().Read(blob->fd.get(), reinterpret_cast<std::uint8_t*>(content->data()) + done,
+                                content->size() - done, done);
+    if (!n || *n == 0) return nullptr;
+    done += *n;
   }
   std::lock_guard lock(mu_);
   // Removed since the read above? The store deletes the index entry before it

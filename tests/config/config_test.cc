@@ -433,5 +433,16 @@ TEST_F(ConfigTest, RedactUrl) {
   EXPECT_EQ(RedactUrl("http://h:1"), "http://h:1");
 }
 
+TEST(ConfigKeysTest, TheReloadableKeysAreDeclaredInTheKeyTable) {
+  for (const char* key : {"log.level", "log.format", "cache.ref_ttl", "access.public_ttl",
+                          "access.grant_ttl", "access.offline_grant_ttl"}) {
+    EXPECT_TRUE(IsReloadableKey(key)) << key;
+  }
+  for (const char* key : {"server.listen", "store.cache_dir", "upstream.url", "store.max_bytes",
+                          "log", "nonsense.key", ""}) {
+    EXPECT_FALSE(IsReloadableKey(key)) << key;
+  }
+}
+
 }  // namespace
 }  // namespace hubcache::config

@@ -59,5 +59,21 @@ TEST(ByteRangesTest, ContentRangeHasANumericTotal) {
   EXPECT_EQ(ContentRange({10, 19}, 100), "bytes 10-19/100");
 }
 
+TEST(ContentRangeTest, ParsesWhatAnUpstream206Says) {
+  auto full = ParseContentRange("bytes 10-19/100");
+  ASSERT_TRUE(full);
+  EXPECT_EQ(full->span, (ByteSpan{10, 19}));
+  EXPECT_EQ(full->total, 100u);
+  auto unknown_total = ParseContentRange("bytes 0-0/*");
+  ASSERT_TRUE(unknown_total);
+  EXPECT_EQ(unknown_total->span, (ByteSpan{0, 0}));
+  EXPECT_FALSE(unknown_total->total);
+  for (const char* bad : {"", "bytes", "bytes 10-19", "bytes */100", "bytes 19-10/100",
+                          "bytes -5/100", "bytes 1-2x/100", "items 1-2/3", "bytes 1/2-3",
+                          "bytes 99999999999999999999-1/2"}) {
+    EXPECT_FALSE(ParseContentRange(bad)) << bad;
+  }
+}
+
 }  // namespace
 }  // namespace hubcache::proxy

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "store/small_blob_cache.h"
+#include "tests/support/faulty_disk.h"
 
 #include "proxy/hub_source.h"
 #include "proxy/errc.h"
@@ -352,19 +353,32 @@ class SlowRemovals final : public store::BlobObserver {
   }
 };
 
-TEST_F(FetchTest, HitsAreAnsweredOnTheLoopWhileAMissWaitsForEviction) {
-  // A store with room for one blob of this size: the miss must evict the
-  // blob that is there, and each eviction is slow.
+// How a miss's Join is slowed down in HitsFlowWhileAMissOpensItsWriter.
+enum class SlowDisk { kEviction, kOpen };
+
+class HitsDuringJoinTest : public FetchTest, public ::testing::WithParamInterface<SlowDisk> {
+ protected:
+  testing::FaultyDisk disk_;  // outlives the store, which TearDown() closes
+};
+
+// One event-loop thread runs a miss's Join, whose BeginWrite waits 800 ms for
+// the disk (a slow eviction, or a slow open of the staging file through the
+// disk seam), and hits of a small cached file meanwhile: the hits keep
+// being answered because the disk work runs on the blocking pool.
+TEST_P(HitsDuringJoinTest, HitsFlowWhileAMissOpensItsWriter) {
   coordinator_.reset();
   pool_.join();
   store_.reset();
   fs::remove_all(root_);
+  testing::FaultyDisk& disk = disk_;
   store::Options options;
   options.cache_dir = root_.string();
   options.min_free_percent = 0;
+  options.disk = &disk;
   const std::string small = "a small cached file";
   const std::string filler = testing::Content(1000, 5);
-  options.max_bytes = file_.size + small.size() + 500;
+  // Room for the download only if the filler goes.
+  if (GetParam() == SlowDisk::kEviction) options.max_bytes = file_.size + small.size() + 500;
   auto reopened = store::BlobStore::Open(options);
   ASSERT_TRUE(reopened);
   store_ = std::move(*reopened);
@@ -376,16 +390,20 @@ TEST_F(FetchTest, HitsAreAnsweredOnTheLoopWhileAMissWaitsForEviction) {
     ASSERT_TRUE((*writer)->WriteAt(0, testing::AsBytes(*content)));
     ASSERT_TRUE((*writer)->Commit());
   }
-  // The small file stays (pinned); the filler must go to make room.
+  // The small file stays (pinned) and is in memory.
   ASSERT_TRUE(store_->index().Pin("keep", {small_digest}));
   store::SmallBlobCache small_blobs(*store_);
-  SlowRemovals slow;
-  store_->AddObserver(&slow);
+  ASSERT_TRUE(small_blobs.Get(small_digest));
+  SlowRemovals slow_removals;
+  if (GetParam() == SlowDisk::kEviction) {
+    store_->AddObserver(&slow_removals);
+  } else {
+    disk.slow_ms = 800;
+  }
   net::thread_pool pool(1);
   FetchCoordinator coordinator(*store_, {hub_source_.get()}, ioc_.get_executor(),
                                pool.get_executor());
 
-  // One event-loop thread: the miss's Join, and hits served meanwhile.
   bool joined = false;
   int hits_while_joining = 0;
   net::co_spawn(ioc_, coordinator.Join(Request()),
@@ -414,16 +432,23 @@ TEST_F(FetchTest, HitsAreAnsweredOnTheLoopWhileAMissWaitsForEviction) {
     ioc_.run_for(milliseconds(10));
   }
   ASSERT_TRUE(joined);
-  EXPECT_GE(std::chrono::steady_clock::now() - start, milliseconds(800)) << "no eviction happened";
-  // 800 ms of eviction at one hit per 5 ms tick: far more than a handful.
+  EXPECT_GE(std::chrono::steady_clock::now() - start, milliseconds(800)) << "the disk was not slow";
+  // 800 ms of disk wait at one hit per 5 ms tick: far more than a handful.
   EXPECT_GT(hits_while_joining, 40);
-  store_->RemoveObserver(&slow);
+  store_->RemoveObserver(&slow_removals);
+  disk.slow_ms = 0;
   ioc_.restart();
   while (coordinator.running() != 0) ioc_.run_for(milliseconds(10));
   ioc_.restart();
   ioc_.poll();
   pool.join();
 }
+
+INSTANTIATE_TEST_SUITE_P(SlowDisks, HitsDuringJoinTest,
+                         ::testing::Values(SlowDisk::kEviction, SlowDisk::kOpen),
+                         [](const auto& info) {
+                           return info.param == SlowDisk::kEviction ? "SlowEviction" : "SlowOpen";
+                         });
 
 }  // namespace
 }  // namespace hubcache::proxy

@@ -114,9 +114,9 @@ TEST(HubPathTest, PercentEncodingRoundTrips) {
   EXPECT_EQ(PercentEncode("refs/pr/1", false), "refs%2Fpr%2F1");
   EXPECT_EQ(PercentEncode("dir/é x+y#1.txt", true), "dir/%C3%A9%20x%2By%231.txt");
   EXPECT_EQ(*PercentDecode(PercentEncode("a b/c+d", true)), "a b/c+d");
-  EXPECT_TRUE(IsCommitHash(std::string(40, 'f')));
-  EXPECT_FALSE(IsCommitHash(std::string(40, 'F')));
-  EXPECT_FALSE(IsCommitHash("main"));
+  EXPECT_TRUE(store::IsCommitHash(std::string(40, 'f')));
+  EXPECT_FALSE(store::IsCommitHash(std::string(40, 'F')));
+  EXPECT_FALSE(store::IsCommitHash("main"));
 }
 
 }  // namespace

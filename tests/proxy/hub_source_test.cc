@@ -47,6 +47,7 @@ class HubSourceTest : public UpstreamStoreTest {
     if (!digest) return Fail(digest.error());
     auto joined = RunAsync(ioc_, coordinator_->Join({.digest = *digest,
                                                      .size = file->size,
+                                                     .repo = {},
                                                      .download_url = file->download_url,
                                                      .resolve_url = resolve_url}));
     if (!joined) return Fail(joined.error());
@@ -93,6 +94,7 @@ TEST_F(HubSourceTest, ExpiredUrlIsReResolvedDuringTheDownload) {
   auto digest = store::Digest::ParseHex(file->etag);
   auto joined = RunAsync(ioc_, coordinator_->Join({.digest = *digest,
                                                    .size = file->size,
+                                                   .repo = {},
                                                    .download_url = file->download_url,
                                                    .resolve_url = resolve_url}));
   ASSERT_TRUE(joined);
@@ -108,7 +110,11 @@ TEST_F(HubSourceTest, AResolveUrlThatNowNamesOtherContentIsRefused) {
   ASSERT_TRUE(file);
   auto digest = store::Digest::ParseHex(file->etag);
   auto joined = RunAsync(ioc_, coordinator_->Join(
-                                   {.digest = *digest, .size = file->size, .resolve_url = resolve_url}));
+                                   {.digest = *digest,
+                                    .size = file->size,
+                                    .repo = {},
+                                    .download_url = {},
+                                    .resolve_url = resolve_url}));
   ASSERT_TRUE(joined);
   EXPECT_EQ(RunAsync(ioc_, joined->fetch->WaitDone()), Errc::kResumeFailed);
   EXPECT_FALSE(store_->Lookup(*digest));

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <memory>
@@ -23,9 +24,11 @@ class UpstreamStoreTest : public ::testing::Test {
   // `max_retries` and `retry_cap` tune the client's retries per fixture.
   void StartUpstreamAndStore(std::uint32_t max_retries, std::chrono::milliseconds retry_cap) {
     hub_ = fakehub::FakeHub::Start({});
+    // One path component, also for parameterized tests ("Name/Param").
+    std::string name = ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    std::replace(name.begin(), name.end(), '/', '-');
     root_ = std::filesystem::temp_directory_path() /
-            ("hubcache-upstream-store-" + std::to_string(::getpid()) + "-" +
-             ::testing::UnitTest::GetInstance()->current_test_info()->name());
+            ("hubcache-upstream-store-" + std::to_string(::getpid()) + "-" + name);
     std::filesystem::remove_all(root_);
     store::Options options;
     options.cache_dir = root_.string();

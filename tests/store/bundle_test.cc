@@ -16,11 +16,19 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/clock.h"
+#include "tests/store/repo_file.h"
+#include "tests/support/files.h"
 #include "tests/support/bytes.h"
 #include "tests/support/temp_dir.h"
 
 namespace hubcache::store {
 namespace {
+
+using hubcache::testing::Listing;
+using hubcache::testing::ReadFile;
+using hubcache::testing::Symlink;
+using hubcache::testing::WriteFile;
 
 namespace fs = std::filesystem;
 using Json = nlohmann::json;
@@ -30,51 +38,7 @@ const std::string kOtherCommit(40, 'b');
 const RepoId kModel{RepoType::kModel, "org/model"};
 const RepoId kData{RepoType::kDataset, "org/data"};
 
-std::int64_t Now() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-std::string ReadFile(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
-
-void WriteFile(const fs::path& path, std::string_view bytes) {
-  fs::create_directories(path.parent_path());
-  std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
-}
-
-// Every path under `dir` with its content (and, for symlinks, target), but
-// LMDB's files, whose reader table changes with every read: to show that a
-// reader changed nothing.
-std::map<std::string, std::string> Listing(const fs::path& dir) {
-  std::map<std::string, std::string> out;
-  for (const auto& e : fs::recursive_directory_iterator(dir)) {
-    const std::string rel = e.path().lexically_relative(dir).string();
-    if (e.path().extension() == ".mdb") continue;
-    if (e.is_symlink()) {
-      out[rel] = "-> " + fs::read_symlink(e.path()).string();
-    } else if (e.is_regular_file()) {
-      out[rel] = std::to_string(e.file_size()) + " " + ReadFile(e.path());
-    } else {
-      out[rel] = "dir";
-    }
-  }
-  return out;
-}
-
-struct File {
-  std::string path;
-  std::string content;
-  bool lfs = false;
-  Digest digest() const {
-    return HashBytes(lfs ? DigestKind::kSha256 : DigestKind::kGitSha1, content);
-  }
-};
+using File = hubcache::testing::RepoFile;
 
 // Import into a fresh store, from bundles written by hand (the format of
 // store/bundle.h), valid and then broken in one way each.
@@ -113,7 +77,7 @@ class BundleImportTest : public ::testing::Test {
     Json model = {{"type", "model"},
                   {"name", "org/model"},
                   {"visibility", "public"},
-                  {"checked_at", Now() - 100},
+                  {"checked_at", core::UnixSeconds() - 100},
                   {"refs", {{"main", kCommit}}},
                   {"commits", Json::array({{{"commit", kCommit}, {"files", files}}})},
                   {"docs", Json::array({{{"revision", kCommit},
@@ -136,7 +100,7 @@ class BundleImportTest : public ::testing::Test {
     }
     return {{"format", "hubcache-bundle"},
             {"format_version", 1},
-            {"created_at", Now()},
+            {"created_at", core::UnixSeconds()},
             {"repos", Json::array({model, data})},
             {"blobs", blobs}};
   }
@@ -419,16 +383,16 @@ TEST_F(BundleImportTest, HugeNumbersAreRefused) {
 // access.public_ttl from the import, nor overflow `now - checked_at`.
 TEST_F(BundleImportTest, ACheckedAtOutsideThePastIsClampedToTheImport) {
   for (const std::int64_t checked_at :
-       {std::numeric_limits<std::int64_t>::max(), Now() + 86400 * 365,
+       {std::numeric_limits<std::int64_t>::max(), core::UnixSeconds() + 86400 * 365,
         std::numeric_limits<std::int64_t>::min(), std::int64_t{-1}}) {
     SCOPED_TRACE(checked_at);
     Json manifest = Manifest();
     manifest["repos"][0]["checked_at"] = checked_at;
     WriteBundle(manifest);
-    const std::int64_t before = Now();
+    const std::int64_t before = core::UnixSeconds();
     auto report = Import();
     ASSERT_TRUE(report) << report.error();
-    const std::int64_t after = Now();
+    const std::int64_t after = core::UnixSeconds();
     auto fact = store_->index().GetAccess(kModel);
     ASSERT_TRUE(fact && *fact);
     EXPECT_EQ((*fact)->visibility, Visibility::kPublic);
@@ -530,7 +494,7 @@ TEST_F(BundleImportTest, MarkPublicServesRestrictedReposToEveryone) {
   auto fact = store_->index().GetAccess(kData);
   ASSERT_TRUE(fact && *fact);
   EXPECT_EQ((*fact)->visibility, Visibility::kPublic);
-  EXPECT_NEAR((*fact)->checked_at, Now(), 60);
+  EXPECT_NEAR((*fact)->checked_at, core::UnixSeconds(), 60);
 }
 
 }  // namespace

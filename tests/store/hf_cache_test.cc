@@ -10,11 +10,18 @@
 #include <sstream>
 #include <string>
 
+#include "tests/store/repo_file.h"
+#include "tests/support/files.h"
 #include "tests/support/bytes.h"
 #include "tests/support/temp_dir.h"
 
 namespace hubcache::store {
 namespace {
+
+using hubcache::testing::Listing;
+using hubcache::testing::ReadFile;
+using hubcache::testing::Symlink;
+using hubcache::testing::WriteFile;
 
 namespace fs = std::filesystem;
 
@@ -22,48 +29,7 @@ const std::string kCommit(40, 'a');
 const std::string kOtherCommit(40, 'b');
 const RepoId kModel{RepoType::kModel, "org/model"};
 
-std::string ReadFile(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
-
-void WriteFile(const fs::path& path, std::string_view bytes) {
-  fs::create_directories(path.parent_path());
-  std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
-}
-
-void Symlink(const fs::path& target, const fs::path& link) {
-  fs::create_directories(link.parent_path());
-  fs::create_symlink(target, link);
-}
-
-// Every path under `dir` with its content or symlink target (FIFOs and
-// directories by type only), without following symlinks.
-std::map<std::string, std::string> Listing(const fs::path& dir) {
-  std::map<std::string, std::string> out;
-  for (const auto& e : fs::recursive_directory_iterator(dir)) {
-    const std::string rel = e.path().lexically_relative(dir).string();
-    if (e.is_symlink()) {
-      out[rel] = "-> " + fs::read_symlink(e.path()).string();
-    } else if (e.is_regular_file()) {
-      out[rel] = ReadFile(e.path());
-    } else {
-      out[rel] = e.is_directory() ? "dir" : "special";
-    }
-  }
-  return out;
-}
-
-struct File {
-  std::string path;
-  std::string content;
-  bool lfs = false;
-  Digest digest() const {
-    return HashBytes(lfs ? DigestKind::kSha256 : DigestKind::kGitSha1, content);
-  }
-};
+using File = hubcache::testing::RepoFile;
 
 // Import of huggingface_hub cache folders written by hand, as the Python
 // client lays them out, then with one thing wrong each.
