@@ -14,7 +14,7 @@ constexpr int kMaxUrlRefreshes = 5;
 // State shared by the workers of one download. Touched only on the strand.
 struct Shared {
   Shared(net::strand<net::any_io_executor> strand, RangedJob job, RangedOptions options)
-      : strand(strand), job(std::move(job)), options(options), done(strand), resolved(strand) {}
+      : strand(strand), job(std::move(job)), options(options), done(strand), resolved(strand), first_answer(strand) {}
 
   net::strand<net::any_io_executor> strand;
   RangedJob job;
@@ -29,12 +29,23 @@ struct Shared {
   int running = 0;
   net::steady_timer done;      // cancelled when the last worker ends
   net::steady_timer resolved;  // cancelled when a URL refresh ends
+  // The first worker connects alone; the others start once it has an answer
+  // (or has ended). Eight TLS handshakes at once delay every first byte, and
+  // the first byte is what the waiting client needs.
+  bool started = false;
+  net::steady_timer first_answer;  // cancelled when `started` becomes true
+
+  void Start() {
+    if (started) return;
+    started = true;
+    first_answer.cancel();
+  }
 };
 
 // Receives one chunk's answer and writes it at its offset.
 class ChunkBody final : public BodySink {
  public:
-  ChunkBody(ChunkSink& sink, const Shared& shared, std::uint64_t first, std::uint64_t last,
+  ChunkBody(ChunkSink& sink, Shared& shared, std::uint64_t first, std::uint64_t last,
             std::uint64_t& written)
       : sink_(sink), shared_(shared), first_(first), last_(last), written_(written) {}
 
@@ -45,9 +56,11 @@ class ChunkBody final : public BodySink {
     }
     if (shared_.whole && written_ == 0) {
       if (head.status != 200) co_return Unexpected(head);
+      shared_.Start();
       co_return Result<void>();
     }
     if (head.status != 206) co_return Unexpected(head);
+    shared_.Start();
     auto bounds = ParseContentRange(head.Header("content-range"));
     if (!bounds || bounds->span.first != first_ + written_ || bounds->span.last != last_) {
       log::Warn(log::Module::kProxy, "download_range_mismatch",
@@ -75,7 +88,7 @@ class ChunkBody final : public BodySink {
   }
 
   ChunkSink& sink_;
-  const Shared& shared_;
+  Shared& shared_;
   const std::uint64_t first_;
   const std::uint64_t last_;
   std::uint64_t& written_;
@@ -104,7 +117,11 @@ net::awaitable<Result<void>> RefreshUrl(Shared& shared, std::uint64_t seen_gener
   co_return Result<void>();
 }
 
-net::awaitable<void> Worker(HubClient& client, ChunkSink& sink, Shared& shared) {
+net::awaitable<void> Worker(HubClient& client, ChunkSink& sink, Shared& shared, bool lead) {
+  if (!lead && !shared.started) {
+    ErrorCode ec;
+    co_await shared.first_answer.async_wait(net::redirect_error(net::use_awaitable, ec));
+  }
   while (!shared.failure && shared.next_chunk < shared.chunks) {
     const std::uint64_t index = shared.next_chunk++;
     const std::uint64_t first = index * shared.options.chunk_bytes;
@@ -132,6 +149,7 @@ net::awaitable<void> Worker(HubClient& client, ChunkSink& sink, Shared& shared) 
       break;
     }
   }
+  if (lead) shared.Start();
   if (--shared.running == 0) shared.done.cancel();
 }
 
@@ -144,9 +162,11 @@ net::awaitable<Result<void>> Coordinate(HubClient& client, ChunkSink& sink, Shar
   const std::uint64_t workers =
       std::min<std::uint64_t>(std::max<std::uint32_t>(shared.options.connections, 1), shared.chunks);
   shared.done.expires_at(net::steady_timer::time_point::max());
+  shared.first_answer.expires_at(net::steady_timer::time_point::max());
   shared.running = static_cast<int>(workers);
   for (std::uint64_t i = 0; i < workers; ++i) {
-    net::co_spawn(shared.strand, Worker(client, sink, shared), [&shared](std::exception_ptr e) {
+    const bool lead = i == 0;
+    net::co_spawn(shared.strand, Worker(client, sink, shared, lead), [&shared, lead](std::exception_ptr e) {
       if (!e) return;
       try {
         std::rethrow_exception(e);
@@ -154,6 +174,7 @@ net::awaitable<Result<void>> Coordinate(HubClient& client, ChunkSink& sink, Shar
         log::Error(log::Module::kProxy, "download_worker_failed", {{"error", ex.what()}});
       }
       if (!shared.failure) shared.failure = make_error_code(Errc::kUnexpectedStatus);
+      if (lead) shared.Start();
       if (--shared.running == 0) shared.done.cancel();
     });
   }

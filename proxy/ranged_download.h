@@ -4,7 +4,9 @@
 // chunks of upstream.chunk_bytes; up to upstream.connections workers each
 // take the next chunk, GET it with `Range: bytes=a-b`, and write what arrives
 // at its offset into the ChunkSink (the store's writer, which tolerates
-// out-of-order writes). An object under two chunks is fetched with one plain
+// out-of-order writes). The first worker connects alone and the others
+// start when it has its answer: the first bytes, which a client is waiting
+// for, do not queue behind eight TLS handshakes. An object under two chunks is fetched with one plain
 // GET. Bytes the sink already holds (job.held) are not asked for again: a
 // chunk starts after its held prefix, and a chunk held whole is skipped.
 // Within a chunk, the HubClient retries and resumes from the last byte
