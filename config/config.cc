@@ -234,7 +234,47 @@ void ApplyProxyEnvironment(const std::map<std::string, std::string>& env, Loaded
 }
 
 // Checks that need the final value of a key (files that must exist).
+void CheckCluster(Loaded& loaded, Applier& applier) {
+  const p2p::ClusterOptions& cluster = loaded.config.cluster;
+  const auto where = [&loaded](const char* key) { return loaded.origins[key].Describe(); };
+  if (cluster.listen.empty()) {
+    if (!cluster.peers.empty() || !cluster.dns.empty()) {
+      applier.Problem(fmt::format("cluster.listen is empty ({}) but cluster.{} is set ({}): a "
+                                  "node joins a cluster at its own cluster address; set "
+                                  "cluster.listen to the HOST:PORT the other nodes reach it at",
+                                  where("cluster.listen"),
+                                  cluster.peers.empty() ? "dns" : "peers",
+                                  where(cluster.peers.empty() ? "cluster.dns" : "cluster.peers")));
+    }
+    return;
+  }
+  if (cluster.peers.empty() && cluster.dns.empty()) {
+    applier.Problem(fmt::format("cluster.listen = \"{}\" ({}) needs cluster.peers (the nodes' "
+                                "HOST:PORT addresses) or cluster.dns (a name that resolves to "
+                                "every node)",
+                                cluster.listen, where("cluster.listen")));
+  }
+  if (cluster.secret_file.empty()) {
+    applier.Problem(fmt::format("cluster.listen = \"{}\" ({}) needs cluster.secret_file: every "
+                                "cluster request is signed with the shared secret in that file",
+                                cluster.listen, where("cluster.listen")));
+  } else {
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(cluster.secret_file, ec)) {
+      applier.Problem(fmt::format("cluster.secret_file = \"{}\" ({}): no such file; expected a "
+                                  "file holding the cluster's shared secret",
+                                  cluster.secret_file, where("cluster.secret_file")));
+    }
+  }
+  if (cluster.dead_after <= cluster.health_interval) {
+    applier.Problem(fmt::format("cluster.dead_after ({}) must be longer than "
+                                "cluster.health_interval ({}), or every node looks dead",
+                                where("cluster.dead_after"), where("cluster.health_interval")));
+  }
+}
+
 void CheckFinal(Loaded& loaded, Applier& applier) {
+  CheckCluster(loaded, applier);
   const std::string& ca = loaded.config.upstream.ca_file;
   if (!ca.empty()) {
     std::error_code ec;

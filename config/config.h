@@ -22,6 +22,7 @@
 #include <tl/expected.hpp>
 
 #include "core/log.h"
+#include "p2p/options.h"
 #include "proxy/options.h"
 #include "store/options.h"
 
@@ -34,6 +35,7 @@ struct Config {
   proxy::CacheOptions cache;
   proxy::AccessOptions access;
   proxy::ProxyOptions proxy;
+  p2p::ClusterOptions cluster;
   log::Options log;
 };
 

@@ -67,6 +67,36 @@ std::optional<std::string> CheckNoProxy(std::string_view value) {
   return std::nullopt;
 }
 
+// A cluster address: host (a name or an IP literal, IPv6 in brackets) and
+// an explicit port.
+std::optional<std::string> CheckNodeAddress(std::string_view value) {
+  auto url = core::ParseUrl("http://" + std::string(value));
+  if (url && url->explicit_port && url->port != 0 && url->path.empty() && !url->has_query &&
+      url->userinfo.empty()) {
+    return std::nullopt;
+  }
+  return "expected HOST:PORT (a name or an IP address, IPv6 in brackets), such as "
+         "10.0.0.2:8090 or node-2.hubcache:8090";
+}
+
+std::optional<std::string> CheckClusterListen(std::string_view value) {
+  if (value.empty()) return std::nullopt;
+  if (auto parsed = core::ParseListenAddress(value); parsed) {
+    if (parsed->port == 0) return "expected a fixed port: the other nodes must know it";
+    if (parsed->host == "0.0.0.0" || parsed->host == "::") {
+      return "expected the address the other nodes reach this one at, not a wildcard";
+    }
+    return std::nullopt;
+  }
+  return "expected IPv4:PORT or [IPv6]:PORT with a numeric address the other nodes can "
+         "reach, such as 10.0.0.2:8090, or empty for no cluster";
+}
+
+std::optional<std::string> CheckDnsName(std::string_view value) {
+  if (value.empty()) return std::nullopt;
+  return CheckNodeAddress(value);
+}
+
 using Server = proxy::ServerOptions;
 using Store = store::Options;
 using Upstream = proxy::UpstreamOptions;
@@ -74,6 +104,7 @@ using Cache = proxy::CacheOptions;
 using Access = proxy::AccessOptions;
 using Proxy = proxy::ProxyOptions;
 using Log = log::Options;
+using Cluster = p2p::ClusterOptions;
 
 // The field of `config` a key stores into: (config.*kSection).*kField.
 template <auto kSection, auto kField>
@@ -131,6 +162,27 @@ const KeyDef kKeys[] = {
      RefTo<&Config::access, &Access::offline_grant_ttl>, 0, 365 * kMsPerDay, nullptr, kReloadable},
     // [proxy]
     {"proxy", "allow_writes", Kind::kBool, RefTo<&Config::proxy, &Proxy::allow_writes>},
+    // [cluster]
+    {"cluster", "listen", Kind::kString, RefTo<&Config::cluster, &Cluster::listen>, 0, 0,
+     CheckClusterListen},
+    {"cluster", "torrent_port", Kind::kCount, RefTo<&Config::cluster, &Cluster::torrent_port>, 0,
+     65535},
+    {"cluster", "peers", Kind::kList, RefTo<&Config::cluster, &Cluster::peers>, 0, 4096,
+     CheckNodeAddress},
+    {"cluster", "dns", Kind::kString, RefTo<&Config::cluster, &Cluster::dns>, 0, 0, CheckDnsName},
+    {"cluster", "dns_interval", Kind::kDuration, RefTo<&Config::cluster, &Cluster::dns_interval>,
+     1000, kMsPerDay},
+    {"cluster", "secret_file", Kind::kPath, RefTo<&Config::cluster, &Cluster::secret_file>},
+    {"cluster", "health_interval", Kind::kDuration,
+     RefTo<&Config::cluster, &Cluster::health_interval>, 100, 60 * kMsPerSecond},
+    {"cluster", "dead_after", Kind::kDuration, RefTo<&Config::cluster, &Cluster::dead_after>, 300,
+     600 * kMsPerSecond},
+    {"cluster", "stall_timeout", Kind::kDuration, RefTo<&Config::cluster, &Cluster::stall_timeout>,
+     500, kMsPerDay},
+    {"cluster", "seed_idle", Kind::kDuration, RefTo<&Config::cluster, &Cluster::seed_idle>,
+     1000, kMsPerDay},
+    {"cluster", "upload_rate_limit", Kind::kSize,
+     RefTo<&Config::cluster, &Cluster::upload_rate_limit>},
     // [log]
     {"log", "level", Kind::kLevel, RefTo<&Config::log, &Log::level>, 0, UINT64_MAX, nullptr,
      kReloadable},

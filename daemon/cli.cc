@@ -9,6 +9,7 @@
 
 #include "config/config.h"
 #include "config/units.h"
+#include "daemon/cluster_command.h"
 #include "daemon/ops.h"
 #include "daemon/prefetch.h"
 #include "daemon/run.h"
@@ -346,6 +347,17 @@ int Main(int argc, char** argv) {
                        "Serve imported repos to every client even if they are gated or private "
                        "upstream (this site has no Hub to check tokens with)");
 
+  CLI::App* cluster_cmd = app.add_subcommand("cluster", "Look at this node's cluster");
+  cluster_cmd->require_subcommand(1);
+  ConfigFlags cluster_flags;
+  bool cluster_json = false;
+  CLI::App* cluster_status = cluster_cmd->add_subcommand(
+      "status",
+      "Members, liveness, leader share, bytes from and to each peer, swarms (asks the running "
+      "daemon; exit 1 if a member is down or refuses this node)");
+  AddConfigFlags(*cluster_status, cluster_flags);
+  cluster_status->add_flag("--json", cluster_json, "Print the status as JSON");
+
   CLI::App* version = app.add_subcommand("version", "Print the version");
 
   try {
@@ -356,6 +368,11 @@ int Main(int argc, char** argv) {
     return code == 0 ? kExitOk : kExitUsage;
   }
 
+  if (cluster_status->parsed()) {
+    auto loaded = LoadOrReport(cluster_flags);
+    if (!loaded) return kExitUsage;
+    return ClusterStatus(*loaded, cluster_json);
+  }
   if (version->parsed()) {
     std::printf("hubcache %s\n", Version());
     return kExitOk;

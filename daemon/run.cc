@@ -72,7 +72,8 @@ int Run(const config::Loaded& loaded, Reloader reload) {
     more_loops.push_back(std::make_unique<net::io_context>(1));
     connection_loops.push_back(more_loops.back().get());
   }
-  auto created = Service::Create(config, *opened, ioc, threads, connection_loops);
+  auto created = Service::Create(config, *opened, ioc, threads, connection_loops,
+                                 /*join_cluster=*/true);
   if (!created) return StartupFailure(created.error().event, created.error().message);
   Service& service = **created;
   proxy::Server& server = service.server();
@@ -138,6 +139,7 @@ int Run(const config::Loaded& loaded, Reloader reload) {
       return;
     }
     router.SetReady(false);  // load balancers stop sending new clients
+    service.StopCluster();
     Notify("STOPPING=1");
     log::Info(kModule, "shutdown_started",
               {{"signal", signo}, {"open_connections", server.connection_count()},
@@ -154,6 +156,7 @@ int Run(const config::Loaded& loaded, Reloader reload) {
   signals.async_wait(on_signal);
 
   server.Start();
+  service.StartCluster();
   router.SetReady(true);
   Notify("READY=1\nSTATUS=serving on " + JoinEndpoints(server.endpoints()));
   log::Info(kModule, "hubcache_started",
@@ -162,6 +165,8 @@ int Run(const config::Loaded& loaded, Reloader reload) {
              {"cache_dir", service.cache_dir().path().string()},
              {"upstream", config.upstream.url},
              {"offline", config.upstream.offline},
+             {"cluster", config.cluster.listen.empty() ? std::string("none")
+                                                       : config.cluster.listen},
              {"threads", threads},
              {"config_file", loaded.config_file.empty() ? "none" : loaded.config_file}});
 

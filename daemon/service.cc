@@ -42,7 +42,7 @@ tl::expected<Service::Store, Service::Failure> Service::OpenStore(const config::
 
 tl::expected<std::unique_ptr<Service>, Service::Failure> Service::Create(
     const config::Config& config, Store& store, net::io_context& ioc, unsigned threads,
-    std::vector<net::io_context*> connection_loops) {
+    std::vector<net::io_context*> connection_loops, bool join_cluster) {
   using Unexpected = tl::unexpected<Failure>;
   // 3. The Hub client.
   auto client = proxy::HubClient::Create(config.upstream);
@@ -50,8 +50,24 @@ tl::expected<std::unique_ptr<Service>, Service::Failure> Service::Create(
     return Unexpected(Failure{"upstream_failed", fmt::format("cannot set up the Hub client: {}",
                                                              client.error().message())});
   }
+  // The cluster: its libtorrent session and the store hooks, before the
+  // coordinator that asks it for blobs.
+  std::unique_ptr<p2p::Cluster> cluster;
+  if (join_cluster && !config.cluster.listen.empty()) {
+    auto created = p2p::Cluster::Create(config.cluster, *store.blobs, ioc.get_executor());
+    if (!created) {
+      return Unexpected(Failure{
+          "cluster_failed",
+          fmt::format("cannot join the cluster as {} (secret file {}, BitTorrent port {}): {}",
+                      config.cluster.listen, config.cluster.secret_file,
+                      config.cluster.torrent_port != 0 ? std::to_string(config.cluster.torrent_port)
+                                                       : std::string("listen port + 1"),
+                      created.error().message())});
+    }
+    cluster = std::move(*created);
+  }
   std::unique_ptr<Service> service(
-      new Service(config, ioc, threads, store, std::move(*client)));
+      new Service(config, ioc, threads, store, std::move(*client), std::move(cluster)));
   // 4. The HTTP server.
   auto server =
       proxy::Server::Create(ioc, config.server, service->router_, std::move(connection_loops));
@@ -62,19 +78,57 @@ tl::expected<std::unique_ptr<Service>, Service::Failure> Service::Create(
                                                            server.error().message())});
   }
   service->server_ = std::move(*server);
+  if (service->cluster_) {
+    proxy::ServerOptions cluster_options = config.server;
+    cluster_options.listen = {config.cluster.listen};
+    cluster_options.public_url.clear();
+    service->cluster_handler_ = std::make_unique<ClusterHandler>(*service->cluster_);
+    auto cluster_server = proxy::Server::Create(ioc, cluster_options, *service->cluster_handler_);
+    if (!cluster_server) {
+      return Unexpected(Failure{"cluster_listen_failed",
+                                fmt::format("cannot listen for the cluster on {}: {}",
+                                            config.cluster.listen,
+                                            cluster_server.error().message())});
+    }
+    service->cluster_server_ = std::move(*cluster_server);
+    service->cluster_server_->SetRequestLogLevel(log::Level::kDebug);
+  }
   return service;
 }
 
+void Service::StartCluster() {
+  if (!cluster_) return;
+  cluster_server_->Start();
+  cluster_->Start();
+}
+
+void Service::StopCluster() {
+  if (!cluster_) return;
+  cluster_->Stop();
+  cluster_server_->Shutdown(std::chrono::milliseconds(0), [] {});
+}
+
+std::vector<proxy::BlobSource*> Service::Sources(proxy::BlobSource* peer, proxy::BlobSource* hub) {
+  std::vector<proxy::BlobSource*> sources;
+  if (peer != nullptr) sources.push_back(peer);
+  sources.push_back(hub);
+  return sources;
+}
+
 Service::Service(const config::Config& config, net::io_context& ioc, unsigned threads,
-                 Store& store, std::unique_ptr<proxy::HubClient> client)
+                 Store& store, std::unique_ptr<proxy::HubClient> client,
+                 std::unique_ptr<p2p::Cluster> cluster)
     : store_(store),
       client_(std::move(client)),
+      cluster_(std::move(cluster)),
+      peer_source_(cluster_ ? std::make_unique<PeerSource>(*cluster_) : nullptr),
       blocking_(std::max(2u, threads)),
       access_(store_.blobs->index(), store_.hmac, config.access),
       small_blobs_(*store_.blobs),
       hub_source_(*client_, {.connections = config.upstream.connections,
                              .chunk_bytes = config.upstream.chunk_bytes}),
-      fetches_(*store_.blobs, {&hub_source_}, ioc.get_executor(), blocking_.get_executor()),
+      fetches_(*store_.blobs, Sources(peer_source_.get(), &hub_source_), ioc.get_executor(),
+               blocking_.get_executor()),
       files_(*client_, store_.blobs->index(), access_, metrics_, blocking_.get_executor(),
              config.upstream.url, config.upstream.offline, config.cache),
       hub_{.client = *client_,
@@ -90,10 +144,14 @@ Service::Service(const config::Config& config, net::io_context& ioc, unsigned th
            .options = config.proxy},
       router_(&hub_) {
   fetches_.set_metrics(&metrics_);
+  if (cluster_) {
+    metrics_.SetExtra([cluster = cluster_.get()] { return ClusterMetrics(*cluster); });
+  }
 }
 
 Service::~Service() {
   server_.reset();
+  cluster_server_.reset();
   blocking_.join();
 }
 

@@ -12,6 +12,8 @@
 
 #include "config/config.h"
 #include "core/asio.h"
+#include "daemon/cluster_glue.h"
+#include "p2p/cluster.h"
 #include "proxy/access.h"
 #include "proxy/fetch.h"
 #include "proxy/file_resolver.h"
@@ -49,10 +51,12 @@ class Service {
   // Sets up the Hub client and the proxy and listens on config.server.listen.
   // `ioc` runs downloads and the accept loops; client connections live on
   // `connection_loops` (all on `ioc` when empty; see proxy::Server::Create).
+  // With `join_cluster` and a [cluster] section, also starts the libtorrent
+  // session and listens on cluster.listen (StartCluster begins the work).
   // `store` and the event loops must outlive the service.
   static tl::expected<std::unique_ptr<Service>, Failure> Create(
       const config::Config& config, Store& store, net::io_context& ioc, unsigned threads,
-      std::vector<net::io_context*> connection_loops = {});
+      std::vector<net::io_context*> connection_loops = {}, bool join_cluster = false);
   // Waits for the blocking pool's work to finish.
   ~Service();
 
@@ -60,16 +64,28 @@ class Service {
   proxy::Router& router() { return router_; }
   proxy::AccessPolicy& access() { return access_; }
   proxy::FileResolver& files() { return files_; }
+  // The cluster, or null when this node is alone.
+  p2p::Cluster* cluster() { return cluster_.get(); }
+  // Starts serving the cluster API and the cluster's loops (no-op alone).
+  void StartCluster();
+  // Stops them (the first step of a shutdown).
+  void StopCluster();
   store::CacheDir& cache_dir() { return *store_.cache_dir; }
   // Joins the blocking pool (after the event loop stopped).
   void JoinBlocking() { blocking_.join(); }
 
  private:
   Service(const config::Config& config, net::io_context& ioc, unsigned threads, Store& store,
-          std::unique_ptr<proxy::HubClient> client);
+          std::unique_ptr<proxy::HubClient> client, std::unique_ptr<p2p::Cluster> cluster);
+
+  static std::vector<proxy::BlobSource*> Sources(proxy::BlobSource* peer, proxy::BlobSource* hub);
 
   Store& store_;
   std::unique_ptr<proxy::HubClient> client_;
+  // The cluster (null alone), and its door into the coordinator: peers are
+  // asked before the Hub.
+  std::unique_ptr<p2p::Cluster> cluster_;
+  std::unique_ptr<PeerSource> peer_source_;
   // Disk work (writes, hashing, fsync, LMDB writes) runs here, off the loop.
   net::thread_pool blocking_;
   proxy::Metrics metrics_;
@@ -83,6 +99,8 @@ class Service {
   proxy::HubContext hub_;
   proxy::Router router_;
   std::unique_ptr<proxy::Server> server_;
+  std::unique_ptr<ClusterHandler> cluster_handler_;
+  std::unique_ptr<proxy::Server> cluster_server_;
 };
 
 }  // namespace hubcache::daemon

@@ -10,6 +10,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <string>
@@ -46,7 +47,12 @@ class Metrics {
   // The whole exposition. `store` and `fetches_in_flight` give the gauges.
   std::string Render(store::BlobStore& store, std::size_t fetches_in_flight) const;
 
+  // More exposition text appended by Render() (the cluster's metrics, which
+  // proxy/ does not know). Set before the server starts.
+  void SetExtra(std::function<std::string()> extra) { extra_ = std::move(extra); }
+
  private:
+  std::function<std::string()> extra_;
   mutable std::mutex mu_;
   std::map<std::pair<std::string, unsigned>, std::uint64_t> requests_;  // GUARDED_BY(mu_)
   std::map<std::pair<std::string, std::string>, std::uint64_t> source_fetches_;  // GUARDED_BY(mu_)

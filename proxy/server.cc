@@ -239,8 +239,8 @@ net::awaitable<void> Server::Session(std::shared_ptr<Connection> connection) {
     if (!exchange.answered() && !failed) {
       co_await exchange.SendError(http::status::internal_server_error, "Internal error");
     }
-    if (log::Enabled(log::Level::kInfo)) {
-      log::Info(log::Module::kProxy, "request",
+    if (log::Enabled(request_log_level_)) {
+      log::Event(log::Module::kProxy, request_log_level_, "request",
                 {{"req", exchange.id()},
                  {"method", ToStd(request.method_string())},
                  {"path", LoggedPath(ToStd(request.target()))},

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "core/asio.h"
+#include "core/log.h"
 #include "core/result.h"
 #include "proxy/options.h"
 
@@ -53,6 +54,11 @@ class Server {
 
   // Starts the accept loops.
   void Start();
+
+  // The level of the one line logged per request (default info). The
+  // cluster API logs at debug: its health checks come several times a second.
+  // Call before Start().
+  void SetRequestLogLevel(log::Level level) { request_log_level_ = level; }
 
   // Begins a graceful shutdown; only the first call has an effect. In-flight
   // requests get `deadline` to finish; then remaining connections are closed.
@@ -87,6 +93,7 @@ class Server {
   std::atomic<std::size_t> next_context_{0};
   const ServerOptions options_;
   Handler& handler_;
+  log::Level request_log_level_ = log::Level::kInfo;
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::atomic<bool> stopping_{false};
 

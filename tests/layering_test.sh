@@ -44,7 +44,7 @@ if [ -n "$bad" ]; then
 fi
 
 # Nobody includes Asio directly except through core/asio.h.
-bad=$(grep -rnE '^[[:space:]]*#[[:space:]]*include[[:space:]]*<boost/asio' core store proxy config daemon \
+bad=$(grep -rnE '^[[:space:]]*#[[:space:]]*include[[:space:]]*<boost/asio' core store proxy p2p config daemon \
         --include='*.h' --include='*.cc' 2>/dev/null | grep -vE '^core/asio(_ssl)?\.h:')
 if [ -n "$bad" ]; then
   echo "include Asio through core/asio.h, adding what is missing there:"

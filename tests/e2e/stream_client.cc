@@ -15,7 +15,8 @@
 namespace hubcache::testing {
 
 StreamResult StreamGet(std::uint16_t port, const std::string& target, const Headers& headers,
-                       std::chrono::milliseconds timeout, std::uint64_t stop_after) {
+                       std::chrono::milliseconds timeout, std::uint64_t stop_after,
+                       const std::string& host) {
   StreamResult result;
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return result;
@@ -30,13 +31,13 @@ StreamResult StreamGet(std::uint16_t port, const std::string& target, const Head
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::inet_pton(AF_INET, host.c_str(), &addr.sin_addr) != 1) return result;
   if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
     result.reset = true;
     return result;
   }
-  std::string request = fmt::format("GET {} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n",
-                                    target, port);
+  std::string request = fmt::format("GET {} HTTP/1.1\r\nHost: {}:{}\r\nConnection: close\r\n",
+                                    target, host, port);
   for (const auto& [name, value] : headers) request += fmt::format("{}: {}\r\n", name, value);
   request += "\r\n";
   if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) !=

@@ -31,6 +31,7 @@ struct StreamResult {
 // (or `timeout`), or until `stop_after` body bytes arrived.
 StreamResult StreamGet(std::uint16_t port, const std::string& target, const Headers& headers = {},
                        std::chrono::milliseconds timeout = std::chrono::seconds(120),
-                       std::uint64_t stop_after = UINT64_MAX);
+                       std::uint64_t stop_after = UINT64_MAX,
+                       const std::string& host = "127.0.0.1");
 
 }  // namespace hubcache::testing

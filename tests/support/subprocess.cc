@@ -128,6 +128,13 @@ bool Subprocess::WaitFor(const std::string& text, std::string_view needle,
   return true;
 }
 
+void Subprocess::Drain() {
+  for (int i = 0; i < 1000; ++i) {
+    const std::size_t before = out_.size() + err_.size();
+    if (!Pump(std::chrono::milliseconds(0)) || out_.size() + err_.size() == before) return;
+  }
+}
+
 bool Subprocess::WaitForStderr(std::string_view needle, std::chrono::milliseconds timeout) {
   return WaitFor(err_, needle, timeout);
 }

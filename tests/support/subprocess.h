@@ -29,6 +29,9 @@ class Subprocess {
   // Reads output until stderr contains `needle`. Returns true if it did
   // before `timeout` and before the child closed its stderr.
   bool WaitForStderr(std::string_view needle, std::chrono::milliseconds timeout);
+  // Reads whatever the child has written so far, without waiting (a chatty
+  // child blocks once its pipe is full).
+  void Drain();
   // The same for stdout.
   bool WaitForStdout(std::string_view needle, std::chrono::milliseconds timeout);
 

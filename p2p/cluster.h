@@ -1,0 +1,168 @@
+// Cluster: everything a node does as a member of a cluster (DESIGN.md "P2P"),
+// behind one object that daemon/ wires in.
+//
+//   - follows the store: every committed blob gets its canonical .torrent
+//     from the piece hashes taken in the digest's own pass (a hash tap), is
+//     announced to its leader, and is seeded when some node asks for it;
+//     blobs that were in the store before get theirs in the background, at a
+//     bounded rate; a blob about to be removed stops seeding and is withdrawn;
+//   - answers the cluster API (signed requests only; p2p/cluster_auth.h):
+//       GET  /_cluster/v1/health           liveness, this node's torrent port
+//       POST /_cluster/v1/hold             {"digests":[hex...],"full":bool}
+//       POST /_cluster/v1/drop             {"digests":[hex...]}
+//       GET  /_cluster/v1/locate/HEX       (leader) holders and fetchers
+//       GET  /_cluster/v1/torrent/HEX      (holder) the .torrent; starts seeding
+//       GET  /_cluster/v1/status           members, traffic, swarms
+//   - fetches a missing blob from the nodes that hold it (Fetch), for
+//     daemon/'s peer BlobSource.
+//
+// The cluster moves bytes, never authority: nothing here knows of repos,
+// tokens or access; a node checks its own clients' access before serving.
+//
+// Threads: Handle and Fetch are coroutines on the caller's executor; store
+// callbacks run on the store's caller's thread (the blocking pool); the
+// membership and announcement loops run on the executor given to Create.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/asio.h"
+#include "core/result.h"
+#include "p2p/cluster_auth.h"
+#include "p2p/cluster_client.h"
+#include "p2p/directory.h"
+#include "p2p/membership.h"
+#include "p2p/options.h"
+#include "p2p/swarm.h"
+#include "p2p/torrent.h"
+#include "p2p/torrent_files.h"
+#include "store/blob_events.h"
+#include "store/blob_store.h"
+
+namespace hubcache::p2p {
+
+struct ClusterRequest {
+  std::string method;
+  std::string target;
+  std::string body;
+  SignedHeaders auth;
+  std::string remote;  // peer IP, for the log
+};
+
+struct ClusterResponse {
+  unsigned status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+};
+
+// Counters for /metrics and `hubcache cluster status`.
+struct ClusterStats {
+  std::uint64_t fetches_started = 0;   // misses that asked the cluster
+  std::uint64_t fetches_done = 0;      // blobs received from peers
+  std::uint64_t fetches_no_holder = 0; // no node held the blob
+  std::uint64_t fetches_failed = 0;    // swarm failed or stalled (the Hub took over)
+  std::uint64_t requests_refused = 0;  // cluster requests without a valid signature
+  std::uint64_t torrents = 0;          // blobs with a .torrent, announceable
+  std::uint64_t backfill_pending = 0;  // blobs still waiting for their piece hashes
+  std::uint64_t directory_blobs = 0;   // blobs this node leads and knows holders of
+  std::uint64_t members_alive = 0;     // live members, this node included
+  std::uint64_t announce_pending = 0;  // holdings or withdrawals not yet told to their leader
+  SwarmStats swarm;
+};
+
+class Cluster final : public store::BlobObserver {
+ public:
+  // Reads the secret, starts the libtorrent session and registers with
+  // `store` (observer and hash tap). Errors: the secret file's (missing, too
+  // short), the BitTorrent listener's. `store` must outlive the cluster.
+  static Result<std::unique_ptr<Cluster>> Create(const ClusterOptions& options,
+                                                 store::BlobStore& store,
+                                                 net::any_io_executor executor);
+  ~Cluster() override;
+
+  // Starts membership, announcements and the background hashing.
+  void Start();
+  // Stops the loops and the background hashing (before the executor stops).
+  void Stop();
+
+  net::awaitable<ClusterResponse> Handle(ClusterRequest request);
+
+  // Fetches `digest` from the nodes that hold it, handing each verified
+  // piece to `write`. Errors: Errc::kNoHolders when no other live node holds
+  // it (nothing written); anything else after a partial transfer.
+  net::awaitable<Result<void>> Fetch(const store::Digest& digest, std::uint64_t size,
+                                     PieceWriter write);
+
+  ClusterStats stats() const;
+  // The status document (members, traffic, swarms), as GET /_cluster/v1/status.
+  std::string StatusJson() const;
+  const std::string& self() const { return options_.listen; }
+  std::uint16_t torrent_port() const { return swarm_->port(); }
+  bool has_others() const { return !membership_->LiveOthers().empty(); }
+
+  // store::BlobObserver
+  void OnCommitted(const store::CommittedBlob& blob) override;
+  void OnRemoving(const store::Digest& digest) override;
+
+ private:
+  Cluster(const ClusterOptions& options, store::BlobStore& store, net::any_io_executor executor,
+          ClusterKey key, std::unique_ptr<Swarm> swarm);
+
+  net::awaitable<ClusterResponse> Route(const ClusterRequest& request);
+  ClusterResponse Locate(const std::string& hex, const std::string& requester);
+  net::awaitable<ClusterResponse> TorrentOf(const std::string& hex);
+  void Refused(const ClusterRequest& request, AuthVerdict verdict);
+
+  net::awaitable<void> AnnounceLoop();
+  net::awaitable<void> Announce(bool full);
+  void Backfill();
+
+  const ClusterOptions options_;
+  store::BlobStore& store_;
+  net::any_io_executor executor_;
+  const ClusterKey key_;
+  ClusterClient client_;
+  std::unique_ptr<Swarm> swarm_;
+  std::unique_ptr<Membership> membership_;
+  Directory directory_;
+  TorrentFiles torrents_;
+
+  std::atomic<bool> stopped_{false};
+  std::thread backfill_;
+
+  // Piece hashes from the hash tap, waiting for their blob's commit. Shared
+  // with the tap factory the store keeps, which may outlive the cluster.
+  struct HashInbox {
+    std::mutex mu;
+    bool open = true;                            // GUARDED_BY(mu)
+    std::map<std::string, PieceHashes> pending;  // GUARDED_BY(mu)
+  };
+  std::shared_ptr<HashInbox> inbox_ = std::make_shared<HashInbox>();
+
+  mutable std::mutex mu_;
+  // Blobs with a .torrent that this node announces: hex → size.
+  std::map<std::string, std::uint64_t> held_;          // GUARDED_BY(mu_)
+  std::set<std::string> to_announce_;                  // GUARDED_BY(mu_)
+  std::set<std::string> to_withdraw_;                  // GUARDED_BY(mu_)
+  std::map<std::string, std::chrono::steady_clock::time_point> refusal_logged_;  // GUARDED_BY(mu_)
+  std::uint64_t backfill_pending_ = 0;                 // GUARDED_BY(mu_)
+
+  std::atomic<std::uint64_t> announcing_{0};  // holdings in an announcement in flight
+  std::atomic<std::uint64_t> fetches_started_{0};
+  std::atomic<std::uint64_t> fetches_done_{0};
+  std::atomic<std::uint64_t> fetches_no_holder_{0};
+  std::atomic<std::uint64_t> fetches_failed_{0};
+  std::atomic<std::uint64_t> requests_refused_{0};
+};
+
+}  // namespace hubcache::p2p

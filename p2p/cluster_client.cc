@@ -1,0 +1,83 @@
+#include "p2p/cluster_client.h"
+
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+
+#include "core/clock.h"
+#include "core/errc.h"
+
+namespace hubcache::p2p {
+
+bool SplitNodeAddress(std::string_view node, std::string& host, std::string& port) {
+  std::size_t colon;
+  if (node.starts_with('[')) {
+    const std::size_t close = node.find(']');
+    if (close == std::string_view::npos || close + 1 >= node.size() || node[close + 1] != ':') {
+      return false;
+    }
+    host = std::string(node.substr(1, close - 1));
+    colon = close + 1;
+  } else {
+    colon = node.rfind(':');
+    if (colon == std::string_view::npos || colon == 0) return false;
+    host = std::string(node.substr(0, colon));
+  }
+  port = std::string(node.substr(colon + 1));
+  if (port.empty() || port.size() > 5) return false;
+  for (char c : port) {
+    if (c < '0' || c > '9') return false;
+  }
+  return !host.empty();
+}
+
+net::awaitable<Result<ClusterReply>> ClusterClient::Call(std::string_view node,
+                                                         std::string_view method,
+                                                         std::string_view target, std::string body,
+                                                         std::chrono::milliseconds timeout,
+                                                         std::size_t max_reply_bytes) const {
+  std::string host, port;
+  if (!SplitNodeAddress(node, host, port)) co_return Fail(core::Errc::kInvalidArgument);
+  auto executor = co_await net::this_coro::executor;
+  ErrorCode ec;
+  net::ip::tcp::resolver resolver(executor);
+  // Numeric addresses resolve without a lookup; names go through the
+  // resolver's thread, bounded below by the stream's deadline on connect.
+  auto endpoints = co_await resolver.async_resolve(host, port,
+                                                   net::redirect_error(net::use_awaitable, ec));
+  if (ec) co_return Fail(ec);
+  beast::tcp_stream stream(executor);
+  stream.expires_after(timeout);
+  co_await stream.async_connect(endpoints, net::redirect_error(net::use_awaitable, ec));
+  if (ec) co_return Fail(ec);
+
+  http::request<http::string_body> request;
+  request.method(http::string_to_verb(beast::string_view(method.data(), method.size())));
+  request.target(std::string(target));
+  request.version(11);
+  request.set(http::field::host, std::string(node));
+  request.set(http::field::connection, "close");
+  const SignedHeaders auth = key_.Sign(method, target, body, self_, core::UnixSeconds());
+  request.set(std::string(kNodeHeader), auth.node);
+  request.set(std::string(kTimeHeader), auth.time);
+  request.set(std::string(kSignatureHeader), auth.signature);
+  if (!body.empty()) request.set(http::field::content_type, "application/json");
+  request.body() = std::move(body);
+  request.prepare_payload();
+  co_await http::async_write(stream, request, net::redirect_error(net::use_awaitable, ec));
+  if (ec) co_return Fail(ec);
+
+  beast::flat_buffer buffer;
+  http::response_parser<http::string_body> parser;
+  parser.body_limit(max_reply_bytes);
+  co_await http::async_read(stream, buffer, parser, net::redirect_error(net::use_awaitable, ec));
+  if (ec) co_return Fail(ec);
+  ErrorCode ignored;
+  stream.socket().shutdown(net::ip::tcp::socket::shutdown_both, ignored);
+  auto& response = parser.get();
+  co_return ClusterReply{.status = response.result_int(), .body = std::move(response.body())};
+}
+
+}  // namespace hubcache::p2p

@@ -1,0 +1,103 @@
+// Membership: which nodes form the cluster, which of them are alive, and who
+// leads each blob (DESIGN.md "P2P", "Directory").
+//
+// Members come from cluster.peers and/or cluster.dns (re-resolved every
+// dns_interval, as a Kubernetes headless Service gives). Every
+// health_interval each other member is asked for /_cluster/v1/health with a
+// signed request; one that has not answered for dead_after drops out of every
+// decision until it answers again. A member that refuses our signature (no
+// secret, another secret) is logged once per change, with the reason it gave.
+//
+// A blob's leader is the first live member in rendezvous order: members
+// ranked by SHA-256(digest ‖ address), so every node that sees the same live
+// set picks the same leader, and when one leaves only its blobs move.
+//
+// Executor: the loops run on the executor given; queries are thread-safe.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/asio.h"
+#include "p2p/cluster_client.h"
+#include "p2p/options.h"
+#include "store/digest.h"
+
+namespace hubcache::p2p {
+
+struct MemberView {
+  std::string address;      // cluster address, host:port
+  bool self = false;
+  bool alive = false;
+  std::string torrent;      // its BitTorrent listener, ip:port ("" until known)
+  std::int64_t seen_ms_ago = -1;  // -1: never answered
+  std::string refused;      // why it refused our requests, if it does
+};
+
+class Membership {
+ public:
+  // `self_torrent` is this node's BitTorrent endpoint (ip:port), reported to
+  // the others in the health answer.
+  Membership(net::any_io_executor executor, const ClusterOptions& options,
+             const ClusterClient& client, std::string self_torrent);
+  Membership(const Membership&) = delete;
+  Membership& operator=(const Membership&) = delete;
+
+  void Start();
+  // Stops the loops (they end at their next wake-up).
+  void Stop();
+
+  const std::string& self() const { return self_; }
+  // Live members, this node included, in rendezvous order for `digest`.
+  std::vector<std::string> Ranked(const store::Digest& digest) const;
+  // Live members other than this node.
+  std::vector<std::string> LiveOthers() const;
+  bool IsLive(const std::string& address) const;
+  // The BitTorrent endpoint a live member reported.
+  std::optional<net::ip::tcp::endpoint> TorrentEndpoint(const std::string& address) const;
+  // The cluster address of the member whose BitTorrent endpoint has `ip`.
+  std::string AddressOfIp(const std::string& ip) const;
+  // Bumped whenever the live set changes.
+  std::uint64_t generation() const { return generation_.load(); }
+  std::vector<MemberView> Snapshot() const;
+
+  // The health answer: {"node": self, "torrent": "ip:port"}.
+  std::string HealthBody() const;
+
+ private:
+  struct Member {
+    bool from_dns = false;
+    bool from_list = false;
+    bool alive = false;
+    bool checking = false;
+    std::string torrent;
+    std::chrono::steady_clock::time_point last_ok{};
+    bool ever_ok = false;
+    std::string refused;
+  };
+
+  net::awaitable<void> HealthLoop();
+  net::awaitable<void> DnsLoop();
+  net::awaitable<void> Check(std::string address);
+  void Resolved(const std::vector<std::string>& addresses);
+  void UpdateLiveness();
+
+  net::any_io_executor executor_;
+  const ClusterOptions options_;
+  const ClusterClient& client_;
+  const std::string self_;
+  const std::string self_torrent_;
+  std::atomic<bool> stopped_{false};
+  std::atomic<std::uint64_t> generation_{0};
+
+  mutable std::mutex mu_;
+  std::map<std::string, Member> members_;  // GUARDED_BY(mu_), this node excluded
+};
+
+}  // namespace hubcache::p2p
