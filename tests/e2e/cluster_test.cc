@@ -358,5 +358,37 @@ TEST_F(ClusterTest, AHolderKilledMidSwarmLeavesTheOthersToFinish) {
   EXPECT_EQ(GetFrom(nodes_[1], kBigPath).Header("x-cache"), "HIT");
 }
 
+TEST_F(ClusterTest, EvictionOnAHolderWhileAnotherNodeDownloadsFromIt) {
+  // Node 0 has room for the big blob and no more, and uploads slowly.
+  Start(nodes_[0], "secret",
+        {"--set", "store.max_bytes=270MB", "--set", "cluster.upload_rate_limit=40MB"});
+  Start(nodes_[1]);
+  WaitForMembers({&nodes_[0], &nodes_[1]});
+  const std::string sha = Sha("org/big", "model.safetensors");
+  const std::uint64_t size = hub().FileSize("model", "org/big", "main", "model.safetensors");
+  ASSERT_EQ(StreamGet(nodes_[0].port, kBigPath, {}, seconds(120), UINT64_MAX, nodes_[0].ip).sha256,
+            sha);
+  WaitForAnnounced(nodes_[0], 1);
+  hub().ClearLog();
+  // While node 1 pulls from node 0, node 0 stores another file and evicts
+  // the big blob to make room.
+  std::thread evictor([&] {
+    ASSERT_TRUE(WaitFor([&] {
+      return Metric(nodes_[1], "hubcache_cluster_bytes_total{direction=\"in\"}") > 0;
+    }));
+    EXPECT_EQ(GetFrom(nodes_[0], "/org/model/resolve/main/model.safetensors").status, 200);
+  });
+  auto r = StreamGet(nodes_[1].port, kBigPath, {}, seconds(180), UINT64_MAX, nodes_[1].ip);
+  evictor.join();
+  EXPECT_EQ(r.status, 200);
+  EXPECT_TRUE(r.complete);
+  EXPECT_EQ(r.sha256, sha) << nodes_[1].process->err();
+  EXPECT_EQ(GetFrom(nodes_[1], kBigPath).Header("x-cache"), "HIT");
+  EXPECT_GE(Metric(nodes_[0], "hubcache_evictions_total"), 1);
+  EXPECT_FALSE(fs::exists(BlobFile(nodes_[0], sha)));
+  // What node 0 sent before it let go was not fetched again from the Hub.
+  EXPECT_LT(hub().BodyBytesSent(sha), size);
+}
+
 }  // namespace
 }  // namespace hubcache::testing
