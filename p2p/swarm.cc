@@ -64,6 +64,9 @@ lt::settings_pack LanSettings(const SwarmOptions& options) {
   s.set_bool(lt::settings_pack::smooth_connects, false);
   s.set_int(lt::settings_pack::peer_connect_timeout, 3);
   s.set_int(lt::settings_pack::min_reconnect_time, 1);
+  // Peers given at add time are connected on the next tick: 100 ms instead
+  // of 500 ms off every swarm's start (a few wake-ups a second when idle).
+  s.set_int(lt::settings_pack::tick_interval, 100);
   // Deep pipelines for a fast, short link (high_performance_seed()).
   s.set_int(lt::settings_pack::max_out_request_queue, 1500);
   s.set_int(lt::settings_pack::max_allowed_in_request_queue, 2000);
