@@ -15,6 +15,7 @@ packages=(
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev lmdb-utils
   curl nginx wrk apache2-utils tinyproxy ca-certificates procps iproute2 python3 bsdextrautils
+  libnss-wrapper  # a private hosts file for the cluster's DNS membership test
 )
 
 missing=()

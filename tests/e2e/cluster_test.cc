@@ -8,6 +8,7 @@
 
 #include <csignal>
 #include <fstream>
+#include <map>
 #include <random>
 #include <regex>
 #include <set>
@@ -90,7 +91,8 @@ class ClusterTest : public HubcacheTest {
   }
 
   void Start(Node& node, const std::string& secret_file = "secret",
-             const std::vector<std::string>& extra = {}) {
+             const std::vector<std::string>& extra = {},
+             const std::map<std::string, std::string>& env = {}) {
     std::string peers;
     for (const std::string& p : Peers()) peers += (peers.empty() ? "" : ",") + p;
     std::vector<std::string> argv = {HUBCACHE_BINARY, "serve",
@@ -100,13 +102,13 @@ class ClusterTest : public HubcacheTest {
                                      "--set", "server.threads=2",
                                      "--set", "upstream.max_retries=2",
                                      "--set", "cluster.listen=" + node.cluster_address(),
-                                     "--set", "cluster.peers=" + peers,
                                      "--set", "cluster.secret_file=" + (root_ / secret_file).string(),
                                      "--set", "cluster.health_interval=200ms",
                                      "--set", "cluster.dead_after=1s",
                                      "--set", "cluster.stall_timeout=5s"};
+    if (!use_dns_) argv.insert(argv.end(), {"--set", "cluster.peers=" + peers});
     argv.insert(argv.end(), extra.begin(), extra.end());
-    node.process = Subprocess::Start(argv);
+    node.process = Subprocess::Start(argv, env);
     ASSERT_TRUE(node.process->WaitForStderr("hubcache_started", seconds(30)))
         << node.process->err();
     const std::string& err = node.process->err();
@@ -193,6 +195,7 @@ class ClusterTest : public HubcacheTest {
   fs::path root_;
   std::vector<Node> nodes_;
   std::set<std::string> killed_;  // nodes a test killed on purpose
+  bool use_dns_ = false;          // membership from cluster.dns instead of cluster.peers
 };
 
 TEST_F(ClusterTest, ABlobOnOneNodeReachesTheOthersWithNoBytesFromTheHub) {
@@ -388,6 +391,55 @@ TEST_F(ClusterTest, EvictionOnAHolderWhileAnotherNodeDownloadsFromIt) {
   EXPECT_FALSE(fs::exists(BlobFile(nodes_[0], sha)));
   // What node 0 sent before it let go was not fetched again from the Hub.
   EXPECT_LT(hub().BodyBytesSent(sha), size);
+}
+
+// Membership from a DNS name that resolves to every node, as a Kubernetes
+// headless Service gives; the name comes from a private hosts file
+// (nss_wrapper), the nodes share one cluster port on their own addresses.
+TEST_F(ClusterTest, DnsMembershipFindsEveryNodeAndANodeThatLeavesDropsOut) {
+  std::uint16_t port = 0;
+  for (int attempt = 0; attempt < 100 && port == 0; ++attempt) {
+    const std::uint16_t candidate = FreePortPair("127.0.0.2");
+    if (PortFree("127.0.0.3", candidate) && PortFree("127.0.0.3", candidate + 1) &&
+        PortFree("127.0.0.4", candidate) && PortFree("127.0.0.4", candidate + 1)) {
+      port = candidate;
+    }
+  }
+  ASSERT_NE(port, 0);
+  WriteFile(root_ / "hosts",
+            "127.0.0.2 hubcache-nodes\n127.0.0.3 hubcache-nodes\n127.0.0.4 hubcache-nodes\n");
+  const std::map<std::string, std::string> env = {
+      {"NSS_WRAPPER_HOSTS", (root_ / "hosts").string()},
+      {"LD_PRELOAD", "libnss_wrapper.so"},
+      {"NSS_WRAPPER_DISABLE_DEEPBIND", "1"},  // RTLD_DEEPBIND breaks the sanitizers
+      // The sanitizer runtime then is not first in the library list; fine here.
+      {"ASAN_OPTIONS", "verify_asan_link_order=0"}};
+  use_dns_ = true;
+  for (Node& node : nodes_) {
+    node.cluster_port = port;
+    Start(node, "secret",
+          {"--set", "cluster.dns=hubcache-nodes:" + std::to_string(port), "--set",
+           "cluster.dns_interval=1s"},
+          env);
+  }
+  WaitForMembers({&nodes_[0], &nodes_[1], &nodes_[2]});
+  const std::string sha = Sha("org/model", "model.safetensors");
+  const std::string target = "/org/model/resolve/main/model.safetensors";
+  ASSERT_EQ(GetFrom(nodes_[0], target).status, 200);
+  WaitForAnnounced(nodes_[0], 1);
+  hub().ClearLog();
+  auto peer = GetFrom(nodes_[1], target);
+  EXPECT_EQ(peer.status, 200);
+  EXPECT_EQ(peer.Header("x-cache"), "PEER");
+  EXPECT_EQ(hub().BodyBytesSent(sha), 0u);
+  // A node that leaves is out of every decision within seconds.
+  Stop(nodes_[2]);
+  const auto stopped = std::chrono::steady_clock::now();
+  for (Node* node : {&nodes_[0], &nodes_[1]}) {
+    EXPECT_TRUE(WaitFor([&] { return Metric(*node, "hubcache_cluster_members_alive") == 2; },
+                        seconds(10)));
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - stopped, seconds(5));
 }
 
 }  // namespace
