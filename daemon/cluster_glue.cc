@@ -40,7 +40,7 @@ net::awaitable<void> ClusterHandler::Handle(proxy::Exchange& exchange) {
   const auto remote = exchange.stream().socket().remote_endpoint(ec);
   request.remote = ec ? std::string("?") : remote.address().to_string();
 
-  p2p::ClusterResponse answer = co_await cluster_.Handle(std::move(request));
+  p2p::ClusterResponse answer = co_await cluster_.Handle(request);
   proxy::StringResponse response(static_cast<http::status>(answer.status), in.version());
   response.set(http::field::content_type, answer.content_type);
   response.set(http::field::cache_control, "no-store");

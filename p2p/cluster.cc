@@ -359,7 +359,7 @@ void Cluster::Refused(const ClusterRequest& request, AuthVerdict verdict) {
              {"reason", AuthVerdictText(verdict)}});
 }
 
-net::awaitable<ClusterResponse> Cluster::Handle(ClusterRequest request) {
+net::awaitable<ClusterResponse> Cluster::Handle(const ClusterRequest& request) {
   const AuthVerdict verdict = key_.Verify(request.method, request.target, request.body,
                                           request.auth, core::UnixSeconds(), kMaxSkew);
   if (verdict != AuthVerdict::kOk) {
@@ -440,6 +440,82 @@ net::awaitable<ClusterResponse> Cluster::TorrentOf(const std::string& hex) {
 
 // ---------------------------------------------------------------- fetching
 
+net::awaitable<Cluster::Located> Cluster::FindHolders(Cluster* self,
+                                                    const store::Digest& digest) {
+  Located out;
+  const std::string hex = digest.Hex();
+  const std::vector<std::string> ranked = self->membership_->Ranked(digest);
+  const std::string& leader = ranked.front();
+  std::vector<std::string> holders;
+  std::vector<std::string> fetching;
+  if (leader == self->self()) {
+    Directory::Found found = self->directory_.Find(hex);
+    self->directory_.Fetching(hex, self->self());
+    holders = std::move(found.holders);
+    fetching = std::move(found.fetching);
+  } else {
+    auto reply = co_await self->client_.Call(leader, "GET", "/_cluster/v1/locate/" + hex,
+                                             std::string(), kControlTimeout);
+    if (!reply || reply->status != 200) {
+      log::Warn(kModule, "locate_failed",
+                {{"digest", hex}, {"leader", leader},
+                 {"error", reply ? "HTTP " + std::to_string(reply->status) : reply.error().message()}});
+      co_return out;
+    }
+    Json body = Json::parse(reply->body, nullptr, false);
+    if (body.is_object()) {
+      for (const char* key : {"holders", "fetching"}) {
+        if (!body.contains(key) || !body[key].is_array()) continue;
+        for (const Json& node : body[key]) {
+          if (node.is_string()) {
+            (std::string_view(key) == "holders" ? holders : fetching).push_back(node.get<std::string>());
+          }
+        }
+      }
+    }
+  }
+  out.ok = true;
+  for (auto& node : holders) {
+    if (node != self->self() && self->membership_->IsLive(node)) out.holders.push_back(std::move(node));
+  }
+  for (auto& node : fetching) {
+    if (node != self->self() && self->membership_->IsLive(node)) out.fetching.push_back(std::move(node));
+  }
+  co_return out;
+}
+
+net::awaitable<void> Cluster::FollowSwarm(Cluster* self, store::Digest digest,
+                                          std::shared_ptr<SwarmWatch> watch) {
+  // Nodes that asked at the same moment did not see each other in their
+  // first answer: ask again while the download runs, and hand newcomers
+  // (holders, now seeding, and nodes fetching too) to libtorrent.
+  net::steady_timer timer(self->executor_);
+  const std::string hex = digest.Hex();
+  while (!watch->done && !self->stopped_) {
+    timer.expires_after(std::chrono::seconds(1));
+    ErrorCode ec;
+    co_await timer.async_wait(net::redirect_error(net::use_awaitable, ec));
+    if (watch->done || self->stopped_) break;
+    Located found = co_await FindHolders(self, digest);
+    if (!found.ok) continue;
+    std::vector<net::ip::tcp::endpoint> fresh;
+    for (const std::string& holder : found.holders) {
+      if (watch->known.contains(holder)) continue;
+      // Asking for its .torrent makes it load the seed.
+      auto reply = co_await self->client_.Call(holder, "GET", "/_cluster/v1/torrent/" + hex,
+                                               std::string(), kControlTimeout, 64 << 20);
+      if (!reply || reply->status != 200 || reply->body != watch->torrent) continue;
+      watch->known.insert(holder);
+      if (auto ep = self->membership_->TorrentEndpoint(holder)) fresh.push_back(*ep);
+    }
+    for (const std::string& node : found.fetching) {
+      if (!watch->known.insert(node).second) continue;
+      if (auto ep = self->membership_->TorrentEndpoint(node)) fresh.push_back(*ep);
+    }
+    if (!fresh.empty() && !watch->done) self->swarm_->AddPeers(digest, std::move(fresh));
+  }
+}
+
 net::awaitable<Result<void>> Cluster::Fetch(const store::Digest& digest, std::uint64_t size,
                                             PieceWriter write) {
   const std::string hex = digest.Hex();
@@ -447,41 +523,13 @@ net::awaitable<Result<void>> Cluster::Fetch(const store::Digest& digest, std::ui
   if (ranked.size() < 2 || size == 0) co_return Fail(Errc::kNoHolders);
   ++fetches_started_;
   // 1. Who holds it: the leader knows.
-  std::vector<std::string> holders;
-  std::vector<std::string> fetching;
-  const std::string& leader = ranked.front();
-  if (leader == self()) {
-    Directory::Found found = directory_.Find(hex);
-    directory_.Fetching(hex, self());
-    for (auto& node : found.holders) {
-      if (node != self() && membership_->IsLive(node)) holders.push_back(node);
-    }
-    for (auto& node : found.fetching) {
-      if (node != self() && membership_->IsLive(node)) fetching.push_back(node);
-    }
-  } else {
-    auto reply = co_await client_.Call(leader, "GET", "/_cluster/v1/locate/" + hex, std::string(),
-                                       kControlTimeout);
-    if (!reply || reply->status != 200) {
-      log::Warn(kModule, "locate_failed",
-                {{"digest", hex}, {"leader", leader},
-                 {"error", reply ? "HTTP " + std::to_string(reply->status) : reply.error().message()}});
-      ++fetches_failed_;
-      co_return Fail(Errc::kNoHolders);
-    }
-    Json body = Json::parse(reply->body, nullptr, false);
-    if (body.is_object()) {
-      for (const char* key : {"holders", "fetching"}) {
-        if (!body.contains(key) || !body[key].is_array()) continue;
-        for (const Json& node : body[key]) {
-          if (!node.is_string()) continue;
-          const std::string address = node.get<std::string>();
-          if (address == self() || !membership_->IsLive(address)) continue;
-          (std::string_view(key) == "holders" ? holders : fetching).push_back(address);
-        }
-      }
-    }
+  Located found = co_await FindHolders(this, digest);
+  if (!found.ok) {
+    ++fetches_failed_;
+    co_return Fail(Errc::kNoHolders);
   }
+  std::vector<std::string> holders = std::move(found.holders);
+  std::vector<std::string> fetching = std::move(found.fetching);
   if (holders.empty()) {
     ++fetches_no_holder_;
     co_return Fail(Errc::kNoHolders);
@@ -516,9 +564,15 @@ net::awaitable<Result<void>> Cluster::Fetch(const store::Digest& digest, std::ui
   for (const auto& ep : peers) peer_list += (peer_list.empty() ? "" : ",") + EndpointText(ep);
   log::Info(kModule, "swarm_download_started",
             {{"digest", hex}, {"bytes", size}, {"peers", peer_list}});
-  // 3. The swarm.
+  // 3. The swarm, followed by a loop that finds the nodes that joined it.
+  auto watch = std::make_shared<SwarmWatch>();
+  watch->torrent = torrent;
+  for (const std::string& node : holders) watch->known.insert(node);
+  for (const std::string& node : fetching) watch->known.insert(node);
+  Spawn(executor_, FollowSwarm(this, digest, watch), "cluster_follow_swarm");
   auto result = co_await swarm_->Download(digest, std::move(torrent), std::move(peers),
                                           std::move(write), options_.stall_timeout);
+  watch->done = true;
   if (!result) {
     ++fetches_failed_;
     co_return Fail(result.error());

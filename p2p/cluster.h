@@ -95,7 +95,8 @@ class Cluster final : public store::BlobObserver {
   // Stops the loops and the background hashing (before the executor stops).
   void Stop();
 
-  net::awaitable<ClusterResponse> Handle(ClusterRequest request);
+  // `request` must stay alive until the returned awaitable completes.
+  net::awaitable<ClusterResponse> Handle(const ClusterRequest& request);
 
   // Fetches `digest` from the nodes that hold it, handing each verified
   // piece to `write`. Errors: Errc::kNoHolders when no other live node holds
@@ -122,6 +123,21 @@ class Cluster final : public store::BlobObserver {
   ClusterResponse Locate(const std::string& hex, const std::string& requester);
   net::awaitable<ClusterResponse> TorrentOf(const std::string& hex);
   void Refused(const ClusterRequest& request, AuthVerdict verdict);
+
+  struct Located {
+    bool ok = false;  // the leader answered
+    std::vector<std::string> holders;   // live, other than this node
+    std::vector<std::string> fetching;  // live, other than this node
+  };
+  // Static coroutines: GCC 12 mishandles by-value parameters of member ones.
+  static net::awaitable<Located> FindHolders(Cluster* self, const store::Digest& digest);
+  struct SwarmWatch {
+    std::atomic<bool> done{false};
+    std::string torrent;
+    std::set<std::string> known;  // nodes already handed to libtorrent (or refused)
+  };
+  static net::awaitable<void> FollowSwarm(Cluster* self, store::Digest digest,
+                                          std::shared_ptr<SwarmWatch> watch);
 
   net::awaitable<void> AnnounceLoop();
   net::awaitable<void> Announce(bool full);

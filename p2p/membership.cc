@@ -77,7 +77,7 @@ net::awaitable<void> Membership::HealthLoop() {
       }
     }
     for (std::string& address : due) {
-      Spawn(executor_, Check(std::move(address)), "cluster_health_check");
+      Spawn(executor_, Check(this, std::move(address)), "cluster_health_check");
     }
     UpdateLiveness();
     timer.expires_after(options_.health_interval);
@@ -86,9 +86,9 @@ net::awaitable<void> Membership::HealthLoop() {
   }
 }
 
-net::awaitable<void> Membership::Check(std::string address) {
-  auto reply = co_await client_.Call(address, "GET", "/_cluster/v1/health", std::string(),
-                                     options_.dead_after);
+net::awaitable<void> Membership::Check(Membership* self, std::string address) {
+  auto reply = co_await self->client_.Call(address, "GET", "/_cluster/v1/health", std::string(),
+                                     self->options_.dead_after);
   std::string torrent;
   std::string refused;
   bool ok = false;
@@ -109,9 +109,9 @@ net::awaitable<void> Membership::Check(std::string address) {
   }
   bool changed = false;
   {
-    std::lock_guard lock(mu_);
-    auto it = members_.find(address);
-    if (it == members_.end()) co_return;  // left the DNS answer meanwhile
+    std::lock_guard lock(self->mu_);
+    auto it = self->members_.find(address);
+    if (it == self->members_.end()) co_return;  // left the DNS answer meanwhile
     Member& member = it->second;
     member.checking = false;
     if (ok) {
@@ -136,7 +136,7 @@ net::awaitable<void> Membership::Check(std::string address) {
   }
   if (changed) {
     log::Info(kModule, "cluster_member_up", {{"peer", address}, {"torrent", torrent}});
-    ++generation_;
+    ++self->generation_;
   }
 }
 

@@ -84,7 +84,8 @@ class Membership {
 
   net::awaitable<void> HealthLoop();
   net::awaitable<void> DnsLoop();
-  net::awaitable<void> Check(std::string address);
+  // Static: GCC 12 mishandles by-value parameters of member coroutines.
+  static net::awaitable<void> Check(Membership* self, std::string address);
   void Resolved(const std::vector<std::string>& addresses);
   void UpdateLiveness();
 

@@ -27,6 +27,11 @@ using SteadyClock = std::chrono::steady_clock;
 // bounds a download's memory to this many pieces whatever the disk does.
 constexpr int kMaxPiecesInMemory = 8;
 constexpr auto kHousekeeping = std::chrono::seconds(2);
+// Pieces past the first one a download is missing that get a deadline (the
+// part the node's clients are about to read); the others are fetched rarest
+// first. Strictly sequential downloads would keep every node of a wave at the
+// same pieces, with nothing to trade but what the holder sends them all.
+constexpr int kDeadlineWindow = 8;
 
 lt::settings_pack LanSettings(const SwarmOptions& options) {
   lt::settings_pack s;
@@ -163,6 +168,7 @@ struct Swarm::Impl {
                   std::vector<net::ip::tcp::endpoint> peers, std::shared_ptr<DownloadState> state);
   void Remove(std::shared_ptr<Entry> entry, lt::remove_flags_t flags);
   void PumpReads(Entry& entry);
+  void SetDeadlines(const std::string& hex, int first, int last);
   void Housekeeping();
   void ScheduleHousekeeping();
   std::shared_ptr<Entry> FindHandle(const lt::torrent_handle& handle) {
@@ -302,7 +308,11 @@ void Swarm::Impl::Handle(lt::alert* a) {
       seeds[entry->hex] = entry->handle;
       stats.seeds_loaded = seeds.size();
     }
-    if (entry->remove_when_added) Remove(entry, entry->remove_flags);
+    if (entry->remove_when_added) {
+      Remove(entry, entry->remove_flags);
+    } else if (entry->download && added->params.ti) {
+      SetDeadlines(entry->hex, 0, std::min(added->params.ti->num_pieces(), kDeadlineWindow));
+    }
     return;
   }
   if (auto* finished = lt::alert_cast<lt::piece_finished_alert>(a)) {
@@ -393,6 +403,15 @@ void Swarm::Impl::PumpReads(Entry& entry) {
   }
 }
 
+void Swarm::Impl::SetDeadlines(const std::string& hex, int first, int last) {
+  auto it = by_hex.find(hex);
+  if (it == by_hex.end() || !it->second->added || !it->second->download) return;
+  for (int piece = first; piece < last; ++piece) {
+    // Earlier pieces first: the readers need them in order.
+    it->second->handle.set_piece_deadline(lt::piece_index_t(piece), 500 + 100 * (piece - first));
+  }
+}
+
 void Swarm::Impl::Remove(std::shared_ptr<Entry> entry, lt::remove_flags_t flags) {
   auto it = by_hex.find(entry->hex);
   if (it != by_hex.end() && it->second == entry) by_hex.erase(it);
@@ -465,7 +484,6 @@ void Swarm::Impl::DoDownload(const std::string& hex, std::shared_ptr<lt::torrent
   atp.ti = std::move(ti);
   atp.save_path = options.scratch_dir.string();
   atp.flags &= ~(lt::torrent_flags::auto_managed | lt::torrent_flags::paused);
-  atp.flags |= lt::torrent_flags::sequential_download;
   for (const auto& peer : peers) atp.peers.emplace_back(peer.address(), peer.port());
   atp.userdata = lt::client_data_t(entry.get());
   by_hex.emplace(hex, entry);
@@ -603,6 +621,18 @@ net::awaitable<Result<void>> Swarm::Download(const store::Digest& digest, std::s
     });
     std::vector<bool> written(static_cast<std::size_t>(pieces), false);
     int remaining = pieces;
+    int frontier = 0;        // the first piece not yet written
+    // The add alert gives the first window its deadlines.
+    int deadlines_until = std::min(pieces, kDeadlineWindow);  // pieces below have a deadline
+    auto advance_deadlines = [&] {
+      while (frontier < pieces && written[static_cast<std::size_t>(frontier)]) ++frontier;
+      const int until = std::min(pieces, frontier + kDeadlineWindow);
+      if (until > deadlines_until) {
+        const int from = std::max(frontier, deadlines_until);
+        deadlines_until = until;
+        net::post(impl->ioc, [impl, hex, from, until] { impl->SetDeadlines(hex, from, until); });
+      }
+    };
     auto last_progress = SteadyClock::now();
     ErrorCode failure;
     while (remaining > 0 && !failure) {
@@ -645,6 +675,7 @@ net::awaitable<Result<void>> Swarm::Download(const store::Digest& digest, std::s
         --remaining;
         last_progress = SteadyClock::now();
       }
+      advance_deadlines();
       // Room for more pieces in memory.
       net::post(impl->ioc, [impl, hex] {
         auto it = impl->by_hex.find(hex);

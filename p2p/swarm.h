@@ -92,8 +92,9 @@ class Swarm {
   void Unseed(const store::Digest& digest);
 
   // Downloads the blob described by `torrent` from `peers`, handing each
-  // verified piece to `write` (in the order they complete; pieces are
-  // requested in order). Returns when every piece was written, or fails:
+  // verified piece to `write` in the order they complete: the 8 pieces after
+  // the last contiguous one written carry deadlines (what readers need next),
+  // the rest come rarest first. Returns when every piece was written, or fails:
   // Errc::kStalled when no piece arrived for `stall_timeout`, the writer's
   // error, libtorrent's error (disk full in the scratch directory). The
   // scratch file is removed either way. Runs on the caller's executor; the

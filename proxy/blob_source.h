@@ -62,6 +62,11 @@ class BlobSink {
   // `offset` when that byte is missing: what a source may skip.
   virtual std::uint64_t WrittenFrom(std::uint64_t offset) const = 0;
   virtual std::uint64_t size() const = 0;
+  // The source has the blob and its bytes are on the way (for the Hub: an
+  // answer that passed its checks). Lets the fetch name its supplier (the
+  // X-Cache of the answer's head) before the first byte is on disk. Optional:
+  // the first WriteAt says the same.
+  virtual void Supplying() = 0;
 };
 
 class BlobSource {

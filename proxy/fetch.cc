@@ -35,6 +35,12 @@ class Fetch::Sink final : public BlobSink {
   std::uint64_t WrittenFrom(std::uint64_t offset) const override {
     return fetch_->writer_->WrittenFrom(offset);
   }
+  void Supplying() override {
+    int none = -1;
+    if (fetch_->supplier_.compare_exchange_strong(none, fetch_->trying_.load())) {
+      Fetch::Progress(fetch_);
+    }
+  }
   std::uint64_t size() const override { return fetch_->size_; }
 
   // Bytes this source wrote (including any that another write had already

@@ -233,7 +233,8 @@ net::awaitable<void> ServeFetching(HubContext& hub, Exchange& exchange, const Ra
   std::shared_ptr<Fetch> fetch = std::move(joined->fetch);
   CacheStatus status = CacheStatus::kCoalesced;
   if (joined->started) {
-    // MISS from the Hub, PEER from another node: known once a source writes.
+    // MISS from the Hub, PEER from another node: known once a source answers
+    // (the Hub: a checked response head; a peer: its first verified piece).
     auto supplier = co_await fetch->WaitForSupplier();
     if (!supplier) {
       // Failed before a byte arrived: an error status, not a cut 200.

@@ -14,6 +14,7 @@ class SinkAdapter final : public ChunkSink {
                                        std::span<const std::uint8_t> data) override {
     co_return co_await sink_.WriteAt(offset, data);
   }
+  void Answered() override { sink_.Supplying(); }
 
  private:
   BlobSink& sink_;

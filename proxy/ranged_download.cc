@@ -10,6 +10,10 @@ namespace hubcache::proxy {
 namespace {
 
 constexpr int kMaxUrlRefreshes = 5;
+// Granularity at which a chunk is searched for bytes the sink already holds:
+// a held run found this much late costs at most this much downloaded twice
+// (the first write of a byte wins, so it costs bytes, not correctness).
+constexpr std::uint64_t kHeldProbe = 64 * 1024;
 
 // State shared by the workers of one download. Touched only on the strand.
 struct Shared {
@@ -40,6 +44,15 @@ struct Shared {
     started = true;
     first_answer.cancel();
   }
+  ChunkSink* sink = nullptr;
+  bool answered = false;
+  // A worker's answer passed its checks: the download is under way.
+  void Answered() {
+    Start();
+    if (answered) return;
+    answered = true;
+    sink->Answered();
+  }
 };
 
 // Receives one chunk's answer and writes it at its offset.
@@ -54,9 +67,9 @@ class ChunkBody final : public BodySink {
       expired_ = true;
       co_return Fail(Errc::kUrlExpired);
     }
-    if (shared_.whole && written_ == 0) {
+    if (shared_.whole && first_ + written_ == 0) {
       if (head.status != 200) co_return Unexpected(head);
-      shared_.Start();
+      shared_.Answered();
       co_return Result<void>();
     }
     if (head.status != 206) co_return Unexpected(head);
@@ -69,6 +82,7 @@ class ChunkBody final : public BodySink {
                  {"content_range", head.Header("content-range")}});
       co_return Fail(Errc::kResumeFailed);
     }
+    shared_.Answered();
     co_return Result<void>();
   }
 
@@ -124,29 +138,46 @@ net::awaitable<void> Worker(HubClient& client, ChunkSink& sink, Shared& shared, 
   }
   while (!shared.failure && shared.next_chunk < shared.chunks) {
     const std::uint64_t index = shared.next_chunk++;
-    const std::uint64_t first = index * shared.options.chunk_bytes;
-    const std::uint64_t last =
-        std::min(first + shared.options.chunk_bytes, shared.job.size) - 1;
-    std::uint64_t written = 0;
-    if (shared.job.held) {
-      written = std::min(shared.job.held(first), last + 1) - first;
-      if (written == last - first + 1) continue;
-    }
-    for (;;) {
-      OutRequest request{.url = shared.job.url, .token = shared.job.token};
-      if (!shared.whole || written > 0) {
-        request.headers.emplace_back(
-            "Range", "bytes=" + std::to_string(first + written) + "-" + std::to_string(last));
+    const std::uint64_t chunk_first = index * shared.options.chunk_bytes;
+    const std::uint64_t chunk_last =
+        std::min(chunk_first + shared.options.chunk_bytes, shared.job.size) - 1;
+    // The chunk's runs of bytes the sink is missing, one request each: bytes
+    // another source wrote (a swarm writes pieces in any order) are not asked
+    // for again.
+    std::uint64_t pos = chunk_first;
+    while (pos <= chunk_last && !shared.failure) {
+      if (shared.job.held) {
+        pos = std::max(pos, shared.job.held(pos));
+        if (pos > chunk_last) break;
       }
-      const std::uint64_t generation = shared.url_generation;
-      ChunkBody body(sink, shared, first, last, written);
-      auto sent = co_await client.Send(std::move(request), body);
-      if (sent && written == last - first + 1) break;
-      if (!sent && body.expired()) {
-        if (auto refreshed = co_await RefreshUrl(shared, generation); refreshed) continue;
+      const std::uint64_t first = pos;
+      std::uint64_t last = chunk_last;
+      if (shared.job.held && !shared.whole) {
+        for (std::uint64_t probe = first + kHeldProbe; probe <= chunk_last; probe += kHeldProbe) {
+          if (shared.job.held(probe) > probe) {
+            last = probe - 1;
+            break;
+          }
+        }
       }
-      if (!shared.failure) shared.failure = sent ? ErrorCode(Errc::kResumeFailed) : sent.error();
-      break;
+      std::uint64_t written = 0;
+      for (;;) {
+        OutRequest request{.url = shared.job.url, .token = shared.job.token};
+        if (!shared.whole || first + written > 0) {
+          request.headers.emplace_back(
+              "Range", "bytes=" + std::to_string(first + written) + "-" + std::to_string(last));
+        }
+        const std::uint64_t generation = shared.url_generation;
+        ChunkBody body(sink, shared, first, last, written);
+        auto sent = co_await client.Send(std::move(request), body);
+        if (sent && written == last - first + 1) break;
+        if (!sent && body.expired()) {
+          if (auto refreshed = co_await RefreshUrl(shared, generation); refreshed) continue;
+        }
+        if (!shared.failure) shared.failure = sent ? ErrorCode(Errc::kResumeFailed) : sent.error();
+        break;
+      }
+      pos = last + 1;
     }
   }
   if (lead) shared.Start();
@@ -195,6 +226,7 @@ net::awaitable<Result<void>> DownloadRanges(HubClient& client, RangedJob job, Ch
   if (job.size == 0) co_return Result<void>();
   auto strand = net::make_strand(co_await net::this_coro::executor);
   Shared shared(strand, std::move(job), options);
+  shared.sink = &sink;
   co_return co_await net::co_spawn(strand, Coordinate(client, sink, shared), net::use_awaitable);
 }
 

@@ -7,8 +7,10 @@
 // out-of-order writes). The first worker connects alone and the others
 // start when it has its answer: the first bytes, which a client is waiting
 // for, do not queue behind eight TLS handshakes. An object under two chunks is fetched with one plain
-// GET. Bytes the sink already holds (job.held) are not asked for again: a
-// chunk starts after its held prefix, and a chunk held whole is skipped.
+// GET. Bytes the sink already holds (job.held) are not asked for again: each
+// chunk is fetched as the runs of bytes it is missing (found at 64 KiB
+// granularity), so a download that continues after a swarm, whose pieces
+// arrive in any order, re-fetches at most 64 KiB per held run.
 // Within a chunk, the HubClient retries and resumes from the last byte
 // received. A 403 or 410 from the download host means the signed URL expired:
 // the job's `resolve` callback is asked for a fresh URL (once per expiry, all
@@ -39,6 +41,9 @@ class ChunkSink {
   // several coroutines at once for disjoint ranges.
   virtual net::awaitable<Result<void>> WriteAt(std::uint64_t offset,
                                                std::span<const std::uint8_t> data) = 0;
+  // The first answer that will deliver bytes has arrived (its head passed
+  // every check). Called once, before that answer's first WriteAt.
+  virtual void Answered() {}
 };
 
 struct RangedJob {
