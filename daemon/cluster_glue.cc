@@ -66,6 +66,9 @@ std::string ClusterMetrics(const p2p::Cluster& cluster) {
          "BitTorrent payload bytes from and to all peers.");
   out += fmt::format("hubcache_cluster_bytes_total{{direction=\"in\"}} {}\n", s.swarm.bytes_in);
   out += fmt::format("hubcache_cluster_bytes_total{{direction=\"out\"}} {}\n", s.swarm.bytes_out);
+  metric("counter", "hubcache_cluster_piece_bytes_total",
+         "Bytes of pieces from peers that passed their hash and were written into the store.");
+  out += fmt::format("hubcache_cluster_piece_bytes_total {}\n", s.piece_bytes);
   metric("counter", "hubcache_cluster_fetches_total",
          "Misses that asked the cluster, by result (ok, no_holder, failed: the Hub took over).");
   out += fmt::format("hubcache_cluster_fetches_total{{result=\"ok\"}} {}\n", s.fetches_done);

@@ -513,8 +513,31 @@ net::awaitable<void> Cluster::FollowSwarm(Cluster* self, store::Digest digest,
       if (auto ep = self->membership_->TorrentEndpoint(node)) fresh.push_back(*ep);
     }
     if (!fresh.empty() && !watch->done) self->swarm_->AddPeers(digest, std::move(fresh));
+    // The wave: nodes fetching now (those that finished hold every piece).
+    std::set<std::string> wave(found.fetching.begin(), found.fetching.end());
+    wave.insert(self->self());
+    if (wave != watch->wave && !watch->done) {
+      watch->wave = std::move(wave);
+      self->PreferShare(digest, *watch);
+    }
   }
 }
+
+namespace {
+
+// Writes one piece and counts its bytes once the store took them. A plain
+// function, so its arguments live in the coroutine frame; `write` lives in
+// the PieceWriter the swarm holds until the write completes.
+net::awaitable<Result<void>> CountedWrite(const PieceWriter* write,
+                                          std::atomic<std::uint64_t>* counter,
+                                          std::uint64_t offset,
+                                          std::span<const std::uint8_t> bytes) {
+  Result<void> written = co_await (*write)(offset, bytes);
+  if (written) *counter += bytes.size();
+  co_return written;
+}
+
+}  // namespace
 
 net::awaitable<Result<void>> Cluster::Fetch(const store::Digest& digest, std::uint64_t size,
                                             PieceWriter write) {
@@ -569,9 +592,17 @@ net::awaitable<Result<void>> Cluster::Fetch(const store::Digest& digest, std::ui
   watch->torrent = torrent;
   for (const std::string& node : holders) watch->known.insert(node);
   for (const std::string& node : fetching) watch->known.insert(node);
+  watch->size = size;
+  watch->wave.insert(fetching.begin(), fetching.end());
+  watch->wave.insert(self());
+  if (watch->wave.size() > 1) PreferShare(digest, *watch);
   Spawn(executor_, FollowSwarm(this, digest, watch), "cluster_follow_swarm");
+  PieceWriter counted = [this, inner = std::move(write)](std::uint64_t offset,
+                                                         std::span<const std::uint8_t> bytes) {
+    return CountedWrite(&inner, &piece_bytes_, offset, bytes);
+  };
   auto result = co_await swarm_->Download(digest, std::move(torrent), std::move(peers),
-                                          std::move(write), options_.stall_timeout);
+                                          std::move(counted), options_.stall_timeout);
   watch->done = true;
   if (!result) {
     ++fetches_failed_;
@@ -579,6 +610,11 @@ net::awaitable<Result<void>> Cluster::Fetch(const store::Digest& digest, std::ui
   }
   ++fetches_done_;
   co_return Result<void>();
+}
+
+void Cluster::PreferShare(const store::Digest& digest, const SwarmWatch& watch) {
+  const std::vector<std::string> wave(watch.wave.begin(), watch.wave.end());
+  swarm_->Prefer(digest, WaveShare(digest, PieceCount(watch.size), wave, self()));
 }
 
 // ---------------------------------------------------------------- status
@@ -589,6 +625,7 @@ ClusterStats Cluster::stats() const {
   out.fetches_done = fetches_done_.load();
   out.fetches_no_holder = fetches_no_holder_.load();
   out.fetches_failed = fetches_failed_.load();
+  out.piece_bytes = piece_bytes_.load();
   out.requests_refused = requests_refused_.load();
   {
     std::lock_guard lock(mu_);

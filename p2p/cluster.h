@@ -71,6 +71,7 @@ struct ClusterStats {
   std::uint64_t fetches_done = 0;      // blobs received from peers
   std::uint64_t fetches_no_holder = 0; // no node held the blob
   std::uint64_t fetches_failed = 0;    // swarm failed or stalled (the Hub took over)
+  std::uint64_t piece_bytes = 0;       // bytes of verified pieces written into the store
   std::uint64_t requests_refused = 0;  // cluster requests without a valid signature
   std::uint64_t torrents = 0;          // blobs with a .torrent, announceable
   std::uint64_t backfill_pending = 0;  // blobs still waiting for their piece hashes
@@ -135,7 +136,11 @@ class Cluster final : public store::BlobObserver {
     std::atomic<bool> done{false};
     std::string torrent;
     std::set<std::string> known;  // nodes already handed to libtorrent (or refused)
+    std::set<std::string> wave;   // nodes fetching the blob now, this one included
+    std::uint64_t size = 0;
   };
+  // Tells the swarm which pieces are this node's share of the wave.
+  void PreferShare(const store::Digest& digest, const SwarmWatch& watch);
   static net::awaitable<void> FollowSwarm(Cluster* self, store::Digest digest,
                                           std::shared_ptr<SwarmWatch> watch);
 
@@ -176,6 +181,7 @@ class Cluster final : public store::BlobObserver {
   std::atomic<std::uint64_t> announcing_{0};  // holdings in an announcement in flight
   std::atomic<std::uint64_t> fetches_started_{0};
   std::atomic<std::uint64_t> fetches_done_{0};
+  std::atomic<std::uint64_t> piece_bytes_{0};
   std::atomic<std::uint64_t> fetches_no_holder_{0};
   std::atomic<std::uint64_t> fetches_failed_{0};
   std::atomic<std::uint64_t> requests_refused_{0};

@@ -15,19 +15,6 @@ namespace {
 constexpr auto kModule = log::Module::kP2p;
 using SteadyClock = std::chrono::steady_clock;
 
-std::uint64_t Score(const store::Digest& digest, const std::string& address) {
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  unsigned char out[EVP_MAX_MD_SIZE];
-  unsigned int size = 0;
-  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
-  EVP_DigestUpdate(ctx, digest.bytes().data(), digest.bytes().size());
-  EVP_DigestUpdate(ctx, address.data(), address.size());
-  EVP_DigestFinal_ex(ctx, out, &size);
-  EVP_MD_CTX_free(ctx);
-  std::uint64_t score = 0;
-  for (int i = 0; i < 8; ++i) score = (score << 8) | out[i];
-  return score;
-}
 
 std::optional<net::ip::tcp::endpoint> ParseEndpoint(const std::string& text) {
   std::string host, port;
@@ -205,13 +192,63 @@ void Membership::Resolved(const std::vector<std::string>& addresses) {
   if (changed) ++generation_;
 }
 
+std::uint64_t RendezvousScore(const store::Digest& digest, const std::string& address) {
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  unsigned char out[EVP_MAX_MD_SIZE];
+  unsigned int size = 0;
+  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
+  EVP_DigestUpdate(ctx, digest.bytes().data(), digest.bytes().size());
+  EVP_DigestUpdate(ctx, address.data(), address.size());
+  EVP_DigestFinal_ex(ctx, out, &size);
+  EVP_MD_CTX_free(ctx);
+  std::uint64_t score = 0;
+  for (int i = 0; i < 8; ++i) score = (score << 8) | out[i];
+  return score;
+}
+
+std::vector<bool> WaveShare(const store::Digest& digest, std::size_t pieces,
+                            const std::vector<std::string>& wave, const std::string& self) {
+  std::vector<std::uint64_t> keys;
+  std::size_t self_index = wave.size();
+  for (const std::string& node : wave) {
+    if (node == self) self_index = keys.size();
+    keys.push_back(RendezvousScore(digest, node));
+  }
+  if (self_index == wave.size() || wave.size() < 2) return {};
+  // One SHA-256 per member, then a 64-bit mix per (piece, member): a 50 GB
+  // blob of 3,200 pieces and a wave of 64 nodes costs microseconds, not a
+  // hash each.
+  auto mix = [](std::uint64_t x) {
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+  };
+  std::vector<bool> mine(pieces, false);
+  for (std::size_t piece = 0; piece < pieces; ++piece) {
+    const std::uint64_t salt = (piece + 1) * 0x9e3779b97f4a7c15ULL;
+    std::size_t best = 0;
+    std::uint64_t best_score = 0;
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+      const std::uint64_t score = mix(keys[i] ^ salt);
+      if (i == 0 || score > best_score || (score == best_score && wave[i] < wave[best])) {
+        best = i;
+        best_score = score;
+      }
+    }
+    mine[piece] = best == self_index;
+  }
+  return mine;
+}
+
 std::vector<std::string> Membership::Ranked(const store::Digest& digest) const {
   std::vector<std::pair<std::uint64_t, std::string>> scored;
-  scored.emplace_back(Score(digest, self_), self_);
+  scored.emplace_back(RendezvousScore(digest, self_), self_);
   {
     std::lock_guard lock(mu_);
     for (const auto& [address, member] : members_) {
-      if (member.alive) scored.emplace_back(Score(digest, address), address);
+      if (member.alive) scored.emplace_back(RendezvousScore(digest, address), address);
     }
   }
   std::sort(scored.begin(), scored.end(), [](const auto& a, const auto& b) {

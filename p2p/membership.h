@@ -31,6 +31,19 @@
 
 namespace hubcache::p2p {
 
+// Rendezvous score of `address` for `digest`: the first 8 bytes of
+// SHA-256(digest ‖ address). The highest score leads.
+std::uint64_t RendezvousScore(const store::Digest& digest, const std::string& address);
+
+// The pieces `self` asks for first when the nodes of `wave` (`self`
+// included) download one blob of `pieces` pieces at the same time: each
+// piece belongs to the wave member with the highest rendezvous score for it,
+// so the members divide the blob in about equal shares, ask the holders for
+// different pieces and trade the rest among themselves. A member joining or
+// leaving moves only its own share. Empty when the wave is `self` alone.
+std::vector<bool> WaveShare(const store::Digest& digest, std::size_t pieces,
+                            const std::vector<std::string>& wave, const std::string& self);
+
 struct MemberView {
   std::string address;      // cluster address, host:port
   bool self = false;

@@ -9,6 +9,7 @@
 #include <libtorrent/torrent_flags.hpp>
 #include <libtorrent/torrent_info.hpp>
 
+#include <algorithm>
 #include <deque>
 #include <mutex>
 #include <thread>
@@ -27,11 +28,14 @@ using SteadyClock = std::chrono::steady_clock;
 // bounds a download's memory to this many pieces whatever the disk does.
 constexpr int kMaxPiecesInMemory = 8;
 constexpr auto kHousekeeping = std::chrono::seconds(2);
-// Pieces past the first one a download is missing that get a deadline (the
-// part the node's clients are about to read); the others are fetched rarest
-// first. Strictly sequential downloads would keep every node of a wave at the
-// same pieces, with nothing to trade but what the holder sends them all.
-constexpr int kDeadlineWindow = 8;
+// Pieces from the first one a download is missing that get a deadline (the
+// part the node's clients are about to read); the others come by the node's
+// share of its wave (Prefer), then rarest first. Every node of a wave has its
+// deadlines at about the same pieces, which they all pull from the holder
+// before anyone can trade them: a window of 8 pieces made the holder send 40%
+// more than one copy to four receivers and took 1.9x one receiver's time; a
+// window of 2 keeps readers fed and costs 1.3x (bench/RESULTS.md, issue 16).
+constexpr int kDeadlineWindow = 2;
 
 lt::settings_pack LanSettings(const SwarmOptions& options) {
   lt::settings_pack s;
@@ -138,7 +142,27 @@ struct Entry {
   lt::remove_flags_t remove_flags = {};
   SteadyClock::time_point last_active = SteadyClock::now();
   std::shared_ptr<DownloadState> download;
+  int pieces = 0;
+  int deadlines_until = 0;  // pieces below this one were given deadlines
 };
+
+// Piece priorities for a download: its share first, the rest after; the
+// pieces with deadlines stay at the top (libtorrent's time-critical picker
+// takes only top-priority pieces).
+std::vector<lt::download_priority_t> Priorities(const std::vector<bool>& first,
+                                                int deadlines_until) {
+  std::vector<lt::download_priority_t> out;
+  const bool any = std::find(first.begin(), first.end(), true) != first.end();
+  out.reserve(first.size());
+  for (std::size_t piece = 0; piece < first.size(); ++piece) {
+    if (static_cast<int>(piece) < deadlines_until || (any && first[piece])) {
+      out.push_back(lt::top_priority);
+    } else {
+      out.push_back(any ? lt::low_priority : lt::default_priority);
+    }
+  }
+  return out;
+}
 
 struct Swarm::Impl {
   explicit Impl(SwarmOptions o) : options(std::move(o)) {}
@@ -155,6 +179,9 @@ struct Swarm::Impl {
   std::unordered_map<lt::torrent_handle, std::shared_ptr<Entry>> by_handle;
   // (torrent, peer endpoint) → payload counters last seen, for deltas.
   std::map<std::pair<std::string, std::string>, std::pair<std::int64_t, std::int64_t>> last_peer;
+  // Preferences given before their download was added, by hex (dropped by
+  // housekeeping when no download claims them).
+  std::map<std::string, std::pair<std::vector<bool>, SteadyClock::time_point>> early_preferences;
 
   // Any thread.
   mutable std::mutex mu;
@@ -169,6 +196,7 @@ struct Swarm::Impl {
   void Remove(std::shared_ptr<Entry> entry, lt::remove_flags_t flags);
   void PumpReads(Entry& entry);
   void SetDeadlines(const std::string& hex, int first, int last);
+  void ApplyPreference(Entry& entry, const std::vector<bool>& first);
   void Housekeeping();
   void ScheduleHousekeeping();
   std::shared_ptr<Entry> FindHandle(const lt::torrent_handle& handle) {
@@ -311,6 +339,10 @@ void Swarm::Impl::Handle(lt::alert* a) {
     if (entry->remove_when_added) {
       Remove(entry, entry->remove_flags);
     } else if (entry->download && added->params.ti) {
+      if (auto early = early_preferences.find(entry->hex); early != early_preferences.end()) {
+        ApplyPreference(*entry, early->second.first);
+        early_preferences.erase(early);
+      }
       SetDeadlines(entry->hex, 0, std::min(added->params.ti->num_pieces(), kDeadlineWindow));
     }
     return;
@@ -406,9 +438,21 @@ void Swarm::Impl::PumpReads(Entry& entry) {
 void Swarm::Impl::SetDeadlines(const std::string& hex, int first, int last) {
   auto it = by_hex.find(hex);
   if (it == by_hex.end() || !it->second->added || !it->second->download) return;
+  it->second->deadlines_until = std::max(it->second->deadlines_until, last);
   for (int piece = first; piece < last; ++piece) {
+    it->second->handle.piece_priority(lt::piece_index_t(piece), lt::top_priority);
     // Earlier pieces first: the readers need them in order.
     it->second->handle.set_piece_deadline(lt::piece_index_t(piece), 500 + 100 * (piece - first));
+  }
+}
+
+void Swarm::Impl::ApplyPreference(Entry& entry, const std::vector<bool>& first) {
+  if (!entry.download) return;
+  const auto pieces = static_cast<std::size_t>(entry.pieces);
+  if (first.empty()) {
+    entry.handle.prioritize_pieces(Priorities(std::vector<bool>(pieces, false), entry.deadlines_until));
+  } else if (first.size() == pieces) {
+    entry.handle.prioritize_pieces(Priorities(first, entry.deadlines_until));
   }
 }
 
@@ -480,10 +524,17 @@ void Swarm::Impl::DoDownload(const std::string& hex, std::shared_ptr<lt::torrent
   entry->hex = hex;
   entry->kind = Entry::Kind::kDownload;
   entry->download = std::move(state);
+  entry->pieces = ti->num_pieces();
   lt::add_torrent_params atp;
   atp.ti = std::move(ti);
   atp.save_path = options.scratch_dir.string();
   atp.flags &= ~(lt::torrent_flags::auto_managed | lt::torrent_flags::paused);
+  if (auto early = early_preferences.find(hex); early != early_preferences.end()) {
+    if (early->second.first.size() == static_cast<std::size_t>(atp.ti->num_pieces())) {
+      atp.piece_priorities = Priorities(early->second.first, 0);
+    }
+    early_preferences.erase(early);
+  }
   for (const auto& peer : peers) atp.peers.emplace_back(peer.address(), peer.port());
   atp.userdata = lt::client_data_t(entry.get());
   by_hex.emplace(hex, entry);
@@ -496,6 +547,8 @@ void Swarm::Impl::DoDownload(const std::string& hex, std::shared_ptr<lt::torrent
 
 void Swarm::Impl::Housekeeping() {
   const auto now = SteadyClock::now();
+  std::erase_if(early_preferences,
+                [now](const auto& kv) { return now - kv.second.second > std::chrono::seconds(30); });
   std::map<std::pair<std::string, std::string>, std::pair<std::int64_t, std::int64_t>> seen;
   std::map<std::string, PeerTraffic> delta;
   std::vector<std::shared_ptr<Entry>> idle;
@@ -592,6 +645,17 @@ void Swarm::AddPeers(const store::Digest& digest, std::vector<net::ip::tcp::endp
         // Queued or checking: its own peers list covers it.
       }
     }
+  });
+}
+
+void Swarm::Prefer(const store::Digest& digest, std::vector<bool> first) {
+  net::post(impl_->ioc, [impl = impl_.get(), hex = digest.Hex(), first = std::move(first)]() mutable {
+    auto it = impl->by_hex.find(hex);
+    if (it == impl->by_hex.end() || !it->second->added) {
+      impl->early_preferences[hex] = {std::move(first), SteadyClock::now()};
+      return;
+    }
+    impl->ApplyPreference(*it->second, first);
   });
 }
 

@@ -92,9 +92,9 @@ class Swarm {
   void Unseed(const store::Digest& digest);
 
   // Downloads the blob described by `torrent` from `peers`, handing each
-  // verified piece to `write` in the order they complete: the 8 pieces after
+  // verified piece to `write` in the order they complete: the 2 pieces after
   // the last contiguous one written carry deadlines (what readers need next),
-  // the rest come rarest first. Returns when every piece was written, or fails:
+  // then this node's share (Prefer), then the rest, rarest first. Returns when every piece was written, or fails:
   // Errc::kStalled when no piece arrived for `stall_timeout`, the writer's
   // error, libtorrent's error (disk full in the scratch directory). The
   // scratch file is removed either way. Runs on the caller's executor; the
@@ -105,6 +105,11 @@ class Swarm {
 
   // Adds peers to a download in progress (new holders found meanwhile).
   void AddPeers(const store::Digest& digest, std::vector<net::ip::tcp::endpoint> peers);
+  // Asks for the pieces marked in `first` before the others (this node's
+  // share of a wave, p2p/membership.h WaveShare); an empty vector asks for
+  // every piece alike. The deadlines of the pieces readers need next still
+  // come first. May be called before the download starts.
+  void Prefer(const store::Digest& digest, std::vector<bool> first);
 
   SwarmStats stats() const;
   bool IsSeeding(const store::Digest& digest) const;
