@@ -181,6 +181,8 @@ const KeyDef kKeys[] = {
      500, kMsPerDay},
     {"cluster", "seed_idle", Kind::kDuration, RefTo<&Config::cluster, &Cluster::seed_idle>,
      1000, kMsPerDay},
+    {"cluster", "stream_fanout", Kind::kCount, RefTo<&Config::cluster, &Cluster::stream_fanout>, 1,
+     1024},
     {"cluster", "upload_rate_limit", Kind::kSize,
      RefTo<&Config::cluster, &Cluster::upload_rate_limit>},
     // [log]

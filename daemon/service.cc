@@ -82,7 +82,8 @@ tl::expected<std::unique_ptr<Service>, Service::Failure> Service::Create(
     proxy::ServerOptions cluster_options = config.server;
     cluster_options.listen = {config.cluster.listen};
     cluster_options.public_url.clear();
-    service->cluster_handler_ = std::make_unique<ClusterHandler>(*service->cluster_);
+    service->cluster_handler_ = std::make_unique<ClusterHandler>(
+        *service->cluster_, service->fetches_, *service->store_.blobs, config.upstream.url);
     auto cluster_server = proxy::Server::Create(ioc, cluster_options, *service->cluster_handler_);
     if (!cluster_server) {
       return Unexpected(Failure{"cluster_listen_failed",
@@ -121,7 +122,8 @@ Service::Service(const config::Config& config, net::io_context& ioc, unsigned th
     : store_(store),
       client_(std::move(client)),
       cluster_(std::move(cluster)),
-      peer_source_(cluster_ ? std::make_unique<PeerSource>(*cluster_) : nullptr),
+      peer_source_(cluster_ ? std::make_unique<PeerSource>(*cluster_, config.upstream.url)
+                            : nullptr),
       blocking_(std::max(2u, threads)),
       access_(store_.blobs->index(), store_.hmac, config.access),
       small_blobs_(*store_.blobs),

@@ -20,6 +20,9 @@ using Json = nlohmann::json;
 constexpr std::string_view kPrefix = "/_cluster/v1/";
 constexpr auto kMaxSkew = std::chrono::seconds(60);
 constexpr auto kControlTimeout = std::chrono::milliseconds(3000);
+// A leader answers a cold fetch once the Hub answered it (resolve, then the
+// first response head of the download).
+constexpr auto kLeaderFetchTimeout = std::chrono::seconds(30);
 // Digests per announcement request (70 bytes each, under the server's 1 MiB).
 constexpr std::size_t kAnnounceBatch = 5000;
 // Every holding is announced again this often, so that a leader that
@@ -359,6 +362,14 @@ void Cluster::Refused(const ClusterRequest& request, AuthVerdict verdict) {
              {"reason", AuthVerdictText(verdict)}});
 }
 
+std::string Cluster::Authenticate(const ClusterRequest& request) {
+  const AuthVerdict verdict = key_.Verify(request.method, request.target, request.body,
+                                          request.auth, core::UnixSeconds(), kMaxSkew);
+  if (verdict == AuthVerdict::kOk) return {};
+  Refused(request, verdict);
+  return std::string(AuthVerdictText(verdict));
+}
+
 net::awaitable<ClusterResponse> Cluster::Handle(const ClusterRequest& request) {
   const AuthVerdict verdict = key_.Verify(request.method, request.target, request.body,
                                           request.auth, core::UnixSeconds(), kMaxSkew);
@@ -539,8 +550,13 @@ net::awaitable<Result<void>> CountedWrite(const PieceWriter* write,
 
 }  // namespace
 
-net::awaitable<Result<void>> Cluster::Fetch(const store::Digest& digest, std::uint64_t size,
-                                            PieceWriter write) {
+net::awaitable<Result<void>> Cluster::FetchAs(Cluster* self, store::Digest digest,
+                                              std::uint64_t size, PieceWriter write) {
+  co_return co_await self->FetchBody(digest, size, write);
+}
+
+net::awaitable<Result<void>> Cluster::FetchBody(const store::Digest& digest, std::uint64_t size,
+                                                PieceWriter& write) {
   const std::string hex = digest.Hex();
   const std::vector<std::string> ranked = membership_->Ranked(digest);
   if (ranked.size() < 2 || size == 0) co_return Fail(Errc::kNoHolders);
@@ -612,6 +628,118 @@ net::awaitable<Result<void>> Cluster::Fetch(const store::Digest& digest, std::ui
   co_return Result<void>();
 }
 
+std::string Cluster::StreamSource(const store::Digest& digest, const std::string& node,
+                                  const std::vector<std::string>& exclude) {
+  const std::string hex = digest.Hex();
+  const auto now = std::chrono::steady_clock::now();
+  const auto fanout = static_cast<std::size_t>(std::max<std::uint32_t>(1, options_.stream_fanout));
+  std::vector<std::string> nodes;
+  std::size_t index = 0;
+  {
+    std::lock_guard lock(mu_);
+    // A tree lasts as long as a fetch may: forget old ones as new ones come.
+    std::erase_if(trees_, [now](const auto& kv) {
+      return now - kv.second.started > std::chrono::minutes(30);
+    });
+    StreamTree& tree = trees_[hex];
+    if (tree.nodes.empty()) tree.started = now;
+    auto at = std::find(tree.nodes.begin(), tree.nodes.end(), node);
+    if (at == tree.nodes.end()) {
+      tree.nodes.push_back(node);
+      at = tree.nodes.end() - 1;
+    }
+    index = static_cast<std::size_t>(at - tree.nodes.begin());
+    nodes = tree.nodes;
+  }
+  // Node i streams from node (i - fanout) / fanout, the first `fanout` from
+  // the leader; up the tree past the nodes it cannot use.
+  auto parent = [fanout](std::size_t i) -> std::ptrdiff_t {
+    return i < fanout ? -1 : static_cast<std::ptrdiff_t>((i - fanout) / fanout);
+  };
+  std::ptrdiff_t p = parent(index);
+  while (p >= 0) {
+    const std::string& candidate = nodes[static_cast<std::size_t>(p)];
+    const bool excluded = std::find(exclude.begin(), exclude.end(), candidate) != exclude.end();
+    if (!excluded && candidate != node && membership_->IsLive(candidate)) return candidate;
+    p = parent(static_cast<std::size_t>(p));
+  }
+  return {};
+}
+
+namespace {
+
+// Hands one run of a stream to the writer at the running offset.
+net::awaitable<Result<void>> WriteRun(const PieceWriter* write, std::uint64_t* offset,
+                                      std::atomic<std::uint64_t>* counter,
+                                      std::span<const std::uint8_t> bytes) {
+  Result<void> written = co_await (*write)(*offset, bytes);
+  if (!written) co_return written;
+  *offset += bytes.size();
+  *counter += bytes.size();
+  co_return Result<void>();
+}
+
+// Streams that fail before the blob is whole move to another source this
+// many times (a node of the tree died: go up the tree).
+constexpr int kMaxStreamSources = 4;
+
+}  // namespace
+
+net::awaitable<Result<void>> Cluster::FetchFromLeaderAs(Cluster* self, ColdFetch ask,
+                                                        std::uint64_t from, PieceWriter write) {
+  const std::string hex = ask.digest.Hex();
+  const std::vector<std::string> ranked = self->membership_->Ranked(ask.digest);
+  const std::string leader = ranked.front();
+  if (leader == self->self() || from >= ask.size) co_return Fail(Errc::kNoHolders);
+  std::uint64_t offset = from;
+  const ClusterClient::ChunkSink sink = [&write, &offset,
+                                         self](std::span<const std::uint8_t> bytes) {
+    return WriteRun(&write, &offset, &self->leader_bytes_, bytes);
+  };
+  ErrorCode failure;
+  for (int attempt = 0; attempt < kMaxStreamSources; ++attempt) {
+    // 1. The leader starts the fetch (or joins its own, or has the blob),
+    // answers once the Hub's answer passed its checks, and names the node
+    // to stream from.
+    auto reply = co_await self->client_.Call(leader, "POST", "/_cluster/v1/fetch",
+                                             ColdFetchJson(ask), kLeaderFetchTimeout);
+    Result<ColdSource> source = Fail(Errc::kUnexpectedReply);
+    if (reply && reply->status == 200) source = ParseColdSource(reply->body);
+    if (!source) {
+      log::Warn(kModule, "leader_fetch_refused",
+                {{"digest", hex}, {"leader", leader},
+                 {"error", !reply ? reply.error().message()
+                                  : "HTTP " + std::to_string(reply->status) + " " + reply->body}});
+      if (attempt == 0) {
+        ++self->leader_refusals_;
+        co_return Fail(Errc::kLeaderCannotFetch);
+      }
+      break;  // the leader is gone too: the caller goes on from the Hub
+    }
+    const std::string node = source->node.empty() ? leader : source->node;
+    if (attempt == 0) ++self->leader_streams_;
+    // 2. The bytes, as they arrive there.
+    log::Info(kModule, "cold_stream_started",
+              {{"digest", hex}, {"source", node}, {"leader", leader}, {"from", offset},
+               {"bytes", ask.size}});
+    const std::string target = "/_cluster/v1/blob/" + hex + "?from=" + std::to_string(offset);
+    auto streamed = co_await self->client_.Stream(node, target, ask.size - offset, sink,
+                                                  kControlTimeout, self->options_.stall_timeout);
+    if (streamed) {
+      ++self->leader_streams_done_;
+      co_return Result<void>();
+    }
+    failure = streamed.error();
+    log::Warn(kModule, "cold_stream_failed",
+              {{"digest", hex}, {"source", node}, {"offset", offset}, {"error", failure.message()}});
+    if (node == leader) break;  // no one above the leader: the Hub takes over
+    // Up the tree, from the bytes this node has.
+    if (ask.exclude.size() < kMaxExcluded) ask.exclude.push_back(node);
+  }
+  ++self->leader_streams_failed_;
+  co_return Fail(failure ? failure : ErrorCode(Errc::kLeaderCannotFetch));
+}
+
 void Cluster::PreferShare(const store::Digest& digest, const SwarmWatch& watch) {
   const std::vector<std::string> wave(watch.wave.begin(), watch.wave.end());
   swarm_->Prefer(digest, WaveShare(digest, PieceCount(watch.size), wave, self()));
@@ -626,6 +754,11 @@ ClusterStats Cluster::stats() const {
   out.fetches_no_holder = fetches_no_holder_.load();
   out.fetches_failed = fetches_failed_.load();
   out.piece_bytes = piece_bytes_.load();
+  out.leader_streams = leader_streams_.load();
+  out.leader_streams_done = leader_streams_done_.load();
+  out.leader_streams_failed = leader_streams_failed_.load();
+  out.leader_refusals = leader_refusals_.load();
+  out.leader_bytes = leader_bytes_.load();
   out.requests_refused = requests_refused_.load();
   {
     std::lock_guard lock(mu_);

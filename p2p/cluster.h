@@ -40,6 +40,7 @@
 #include "core/result.h"
 #include "p2p/cluster_auth.h"
 #include "p2p/cluster_client.h"
+#include "p2p/cold_fetch.h"
 #include "p2p/directory.h"
 #include "p2p/membership.h"
 #include "p2p/options.h"
@@ -72,6 +73,11 @@ struct ClusterStats {
   std::uint64_t fetches_no_holder = 0; // no node held the blob
   std::uint64_t fetches_failed = 0;    // swarm failed or stalled (the Hub took over)
   std::uint64_t piece_bytes = 0;       // bytes of verified pieces written into the store
+  std::uint64_t leader_streams = 0;    // cold blobs streamed from their leader, by result:
+  std::uint64_t leader_streams_done = 0;
+  std::uint64_t leader_streams_failed = 0;   // cut short: the Hub took over from there
+  std::uint64_t leader_refusals = 0;   // the leader could not fetch (this node used the Hub)
+  std::uint64_t leader_bytes = 0;      // bytes streamed from leaders
   std::uint64_t requests_refused = 0;  // cluster requests without a valid signature
   std::uint64_t torrents = 0;          // blobs with a .torrent, announceable
   std::uint64_t backfill_pending = 0;  // blobs still waiting for their piece hashes
@@ -98,12 +104,42 @@ class Cluster final : public store::BlobObserver {
 
   // `request` must stay alive until the returned awaitable completes.
   net::awaitable<ClusterResponse> Handle(const ClusterRequest& request);
+  // Checks the signature of a request to a route the daemon serves itself
+  // (blob streams, leader fetches: they need the fetch coordinator). A
+  // refusal is logged and counted as Handle's are. Returns why the request
+  // is refused, or an empty string when its signature holds.
+  std::string Authenticate(const ClusterRequest& request);
+
+  // The cold start, on a blob's leader while it fetches the blob from the
+  // Hub: the node `node` should stream it from. The first stream_fanout
+  // nodes that ask stream from this node; each later one from a node that
+  // asked before it, none serving more than stream_fanout others, so the
+  // blob spreads down a tree. Skips nodes in `exclude` (the asker could not
+  // stream from them) and nodes not live, going up the tree. Returns the
+  // node's cluster address, or an empty string for this node.
+  std::string StreamSource(const store::Digest& digest, const std::string& node,
+                           const std::vector<std::string>& exclude);
 
   // Fetches `digest` from the nodes that hold it, handing each verified
   // piece to `write`. Errors: Errc::kNoHolders when no other live node holds
   // it (nothing written); anything else after a partial transfer.
   net::awaitable<Result<void>> Fetch(const store::Digest& digest, std::uint64_t size,
-                                     PieceWriter write);
+                                     PieceWriter write) {
+    return FetchAs(this, digest, size, std::move(write));
+  }
+
+  // The cold start (DESIGN.md "Cold start"): no node holds the blob. Asks its
+  // leader to fetch it from the Hub (once for the cluster, however many nodes
+  // ask), then streams it from the leader while it arrives, from byte `from`
+  // on, handing each run of bytes to `write` in order. Errors:
+  // Errc::kNoHolders when this node is the leader (it fetches from the Hub
+  // itself), Errc::kLeaderCannotFetch when the leader did not start the
+  // fetch (nothing written either way); the stream's error after a partial
+  // transfer (the caller goes on from the bytes it has).
+  net::awaitable<Result<void>> FetchFromLeader(ColdFetch ask, std::uint64_t from,
+                                               PieceWriter write) {
+    return FetchFromLeaderAs(this, std::move(ask), from, std::move(write));
+  }
 
   ClusterStats stats() const;
   // The status document (members, traffic, swarms), as GET /_cluster/v1/status.
@@ -132,6 +168,12 @@ class Cluster final : public store::BlobObserver {
   };
   // Static coroutines: GCC 12 mishandles by-value parameters of member ones.
   static net::awaitable<Located> FindHolders(Cluster* self, const store::Digest& digest);
+  static net::awaitable<Result<void>> FetchAs(Cluster* self, store::Digest digest,
+                                              std::uint64_t size, PieceWriter write);
+  net::awaitable<Result<void>> FetchBody(const store::Digest& digest, std::uint64_t size,
+                                         PieceWriter& write);
+  static net::awaitable<Result<void>> FetchFromLeaderAs(Cluster* self, ColdFetch ask,
+                                                        std::uint64_t from, PieceWriter write);
   struct SwarmWatch {
     std::atomic<bool> done{false};
     std::string torrent;
@@ -182,6 +224,17 @@ class Cluster final : public store::BlobObserver {
   std::atomic<std::uint64_t> fetches_started_{0};
   std::atomic<std::uint64_t> fetches_done_{0};
   std::atomic<std::uint64_t> piece_bytes_{0};
+  // Cold blobs being streamed, by hex: the nodes that asked, in order.
+  struct StreamTree {
+    std::vector<std::string> nodes;
+    std::chrono::steady_clock::time_point started;
+  };
+  std::map<std::string, StreamTree> trees_;  // GUARDED_BY(mu_)
+  std::atomic<std::uint64_t> leader_streams_{0};
+  std::atomic<std::uint64_t> leader_streams_done_{0};
+  std::atomic<std::uint64_t> leader_streams_failed_{0};
+  std::atomic<std::uint64_t> leader_refusals_{0};
+  std::atomic<std::uint64_t> leader_bytes_{0};
   std::atomic<std::uint64_t> fetches_no_holder_{0};
   std::atomic<std::uint64_t> fetches_failed_{0};
   std::atomic<std::uint64_t> requests_refused_{0};

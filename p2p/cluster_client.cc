@@ -1,13 +1,19 @@
 #include "p2p/cluster_client.h"
 
+#include <limits>
+#include <vector>
+
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/buffer_body.hpp>
+#include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 
 #include "core/clock.h"
 #include "core/errc.h"
+#include "p2p/errc.h"
 
 namespace hubcache::p2p {
 
@@ -78,6 +84,89 @@ net::awaitable<Result<ClusterReply>> ClusterClient::Call(std::string_view node,
   stream.socket().shutdown(net::ip::tcp::socket::shutdown_both, ignored);
   auto& response = parser.get();
   co_return ClusterReply{.status = response.result_int(), .body = std::move(response.body())};
+}
+
+net::awaitable<Result<void>> ClusterClient::Stream(std::string_view node, std::string_view target,
+                                                  std::uint64_t expected_bytes,
+                                                  const ChunkSink& sink,
+                                                  std::chrono::milliseconds connect_timeout,
+                                                  std::chrono::milliseconds idle_timeout) const {
+  std::string host, port;
+  if (!SplitNodeAddress(node, host, port)) co_return Fail(core::Errc::kInvalidArgument);
+  auto executor = co_await net::this_coro::executor;
+  ErrorCode ec;
+  net::ip::tcp::resolver resolver(executor);
+  auto endpoints = co_await resolver.async_resolve(host, port,
+                                                   net::redirect_error(net::use_awaitable, ec));
+  if (ec) co_return Fail(ec);
+  beast::tcp_stream stream(executor);
+  stream.expires_after(connect_timeout);
+  co_await stream.async_connect(endpoints, net::redirect_error(net::use_awaitable, ec));
+  if (ec) co_return Fail(ec);
+
+  http::request<http::empty_body> request;
+  request.method(http::verb::get);
+  request.target(std::string(target));
+  request.version(11);
+  request.set(http::field::host, std::string(node));
+  request.set(http::field::connection, "close");
+  const SignedHeaders auth = key_.Sign("GET", target, "", self_, core::UnixSeconds());
+  request.set(std::string(kNodeHeader), auth.node);
+  request.set(std::string(kTimeHeader), auth.time);
+  request.set(std::string(kSignatureHeader), auth.signature);
+  co_await http::async_write(stream, request, net::redirect_error(net::use_awaitable, ec));
+  if (ec) co_return Fail(ec);
+
+  beast::flat_buffer buffer;
+  http::response_parser<http::empty_body> parser;
+  parser.body_limit(std::numeric_limits<std::uint64_t>::max());
+  co_await http::async_read_header(stream, buffer, parser,
+                                   net::redirect_error(net::use_awaitable, ec));
+  if (ec) co_return Fail(ec);
+  const unsigned status = parser.get().result_int();
+  if ((status != 200 && status != 206) || parser.chunked() || !parser.content_length() ||
+      *parser.content_length() != expected_bytes) {
+    co_return Fail(Errc::kUnexpectedReply);
+  }
+  // The body is raw bytes of a known length (no chunked coding, checked
+  // above): read it straight from the socket in large reads and hand it on
+  // in runs of at least kFlush bytes, not a parser's 64 KiB at a time.
+  constexpr std::size_t kChunk = 1 << 20;
+  constexpr std::size_t kFlush = 256 << 10;
+  std::vector<std::uint8_t> chunk(kChunk);
+  std::uint64_t received = 0;
+  std::size_t filled = 0;
+  {
+    // Body bytes that arrived with the head.
+    const auto head_extra = static_cast<std::size_t>(
+        std::min<std::uint64_t>({buffer.size(), expected_bytes, kChunk}));
+    net::buffer_copy(net::buffer(chunk.data(), head_extra), buffer.data());
+    filled = head_extra;
+  }
+  while (received + filled < expected_bytes) {
+    const auto want = static_cast<std::size_t>(
+        std::min<std::uint64_t>(kChunk - filled, expected_bytes - received - filled));
+    stream.expires_after(idle_timeout);
+    const std::size_t got = co_await stream.async_read_some(
+        net::buffer(chunk.data() + filled, want), net::redirect_error(net::use_awaitable, ec));
+    filled += got;
+    if (ec) break;
+    if (filled < kFlush && received + filled < expected_bytes) continue;
+    auto written = co_await sink(std::span<const std::uint8_t>(chunk.data(), filled));
+    if (!written) co_return Fail(written.error());
+    received += filled;
+    filled = 0;
+  }
+  if (filled > 0) {
+    auto written = co_await sink(std::span<const std::uint8_t>(chunk.data(), filled));
+    if (!written) co_return Fail(written.error());
+    received += filled;
+  }
+  if (ec) co_return Fail(ec);
+  if (received != expected_bytes) co_return Fail(Errc::kUnexpectedReply);
+  ErrorCode ignored;
+  stream.socket().shutdown(net::ip::tcp::socket::shutdown_both, ignored);
+  co_return Result<void>();
 }
 
 }  // namespace hubcache::p2p

@@ -11,6 +11,9 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
+#include <functional>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -37,6 +40,24 @@ class ClusterClient {
                                             std::string_view target, std::string body,
                                             std::chrono::milliseconds timeout,
                                             std::size_t max_reply_bytes = 4 << 20) const;
+
+  // Receives the bytes of a streamed body in order; the span is valid until
+  // the returned awaitable completes.
+  using ChunkSink = std::function<net::awaitable<Result<void>>(std::span<const std::uint8_t>)>;
+
+  // GET `target` from `node` and hands its body to `sink` as it arrives, a
+  // chunk of at most 1 MiB at a time: for bodies too large to hold (a blob a
+  // node streams from the one fetching it). Success needs a 200 or 206 whose
+  // body is exactly `expected_bytes` long. `connect_timeout` covers connect
+  // and the response head; `idle_timeout` each wait for more bytes, so a
+  // slow but moving stream may last as long as it needs. Errors: those of
+  // Call; Errc::kUnexpectedReply for another status or length (nothing
+  // handed to `sink`); the sink's error; net::error::eof when the body ends
+  // short. The bytes handed over before an error stay handed over.
+  net::awaitable<Result<void>> Stream(std::string_view node, std::string_view target,
+                                      std::uint64_t expected_bytes, const ChunkSink& sink,
+                                      std::chrono::milliseconds connect_timeout,
+                                      std::chrono::milliseconds idle_timeout) const;
 
   const std::string& self() const { return self_; }
 

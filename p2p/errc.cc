@@ -18,6 +18,8 @@ class P2pCategory final : public boost::system::error_category {
       case Errc::kNoHolders: return "no other node of the cluster holds the blob";
       case Errc::kStalled: return "the swarm download made no progress";
       case Errc::kBusy: return "the blob is being downloaded already";
+      case Errc::kUnexpectedReply: return "the node answered with another status or length";
+      case Errc::kLeaderCannotFetch: return "the blob's leader could not fetch it";
     }
     return "unknown p2p error";
   }

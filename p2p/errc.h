@@ -20,6 +20,8 @@ enum class Errc {
   kNoHolders,           // no other live node holds the blob
   kStalled,             // a swarm download made no progress for cluster.stall_timeout
   kBusy,                // this node is downloading that blob already
+  kUnexpectedReply,     // a node answered with another status or length than asked for
+  kLeaderCannotFetch,   // the blob's leader could not fetch it from the Hub
 };
 
 const boost::system::error_category& Category();

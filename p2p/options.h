@@ -37,6 +37,12 @@ struct ClusterOptions {
   // A seeding torrent with no peer for this long is unloaded (it is loaded
   // again when a node asks for the blob): memory follows the swarms in flight.
   std::chrono::milliseconds seed_idle{120'000};
+  // The cold start: while a blob's leader fetches it from the Hub, at most
+  // this many nodes stream it from the leader, and from each node that
+  // streams it; the others attach under them, a tree of this fan-out. Each
+  // node then uploads at most this many copies while receiving one: with a
+  // link of L bytes/s and a Hub download of U, up to L/U keeps up.
+  std::uint32_t stream_fanout = 4;
   // Bytes per second this node's libtorrent session may upload; 0 is no limit
   // (a stand-in for a node's link in benchmarks).
   std::uint64_t upload_rate_limit = 0;

@@ -211,8 +211,9 @@ Result<std::unique_ptr<Swarm>> Swarm::Create(SwarmOptions options) {
   std::filesystem::create_directories(impl->options.scratch_dir, fs_ec);
   if (fs_ec) return Fail(ErrorCode(fs_ec.value(), boost::system::generic_category()));
   lt::session_params params(LanSettings(impl->options));
-  // Only the extensions a cluster uses: no ut_pex flooding isn't needed,
-  // smart_ban finds the peer behind a bad piece.
+  // session_params brings libtorrent's default extensions: ut_pex (the nodes
+  // of a wave also learn of each other from their peers), ut_metadata, and
+  // smart_ban (finds the peer behind a bad piece).
   try {
     impl->session = std::make_unique<lt::session>(std::move(params));
   } catch (const std::exception& e) {

@@ -68,6 +68,11 @@ class Fetch {
   // client can get an error status instead of a cut 200.
   net::awaitable<Result<CacheStatus>> WaitForSupplier();
 
+  // Waits until the writer is open, or opening failed (its error). A Fetch
+  // from Find() may still be opening; after this succeeds, WaitFor and
+  // OpenReader may be used as on one from Join().
+  net::awaitable<Result<void>> WaitOpened();
+
   // True once every byte is on disk and verified (any thread); the commit
   // may still be running.
   bool verified() const {
@@ -88,8 +93,6 @@ class Fetch {
   friend class FetchCoordinator;
   class Sink;
   net::awaitable<Result<std::uint64_t>> WaitOnStrand(std::uint64_t bytes, std::uint64_t from);
-  // Waits on the strand until the writer is open (or opening failed).
-  net::awaitable<Result<void>> WaitOpened();
   // Any thread: the writer is open; wakes the joiners waiting for it.
   static void Opened(const std::shared_ptr<Fetch>& fetch, std::unique_ptr<store::BlobWriter> writer);
   // Any thread: wake the waiters (the posted work keeps `fetch` alive).

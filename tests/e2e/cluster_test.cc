@@ -14,6 +14,10 @@
 #include <set>
 #include <thread>
 
+#include "core/secret.h"
+#include "p2p/cluster_auth.h"
+#include "p2p/membership.h"
+#include "store/digest.h"
 #include "tests/e2e/hubcache_fixture.h"
 #include "tests/e2e/stream_client.h"
 #include "tests/support/files.h"
@@ -75,6 +79,25 @@ class ClusterTest : public HubcacheTest {
       node.cache_dir = root_ / ("node" + std::to_string(i));
       nodes_.push_back(std::move(node));
     }
+    // Node 0 leads the big blob: a test that fetches it there first gets it
+    // from the Hub on node 0, and the others from node 0 over BitTorrent
+    // (a node that does not lead a cold blob streams it from its leader).
+    std::swap(nodes_[0], nodes_[LeaderIndex(Sha("org/big", "model.safetensors"))]);
+  }
+
+  // The index of the node that leads `sha` while every node is live.
+  int LeaderIndex(const std::string& sha) const {
+    const auto digest = store::Digest::Parse(store::DigestKind::kSha256, sha);
+    EXPECT_TRUE(digest.has_value()) << sha;
+    int best = 0;
+    for (int i = 1; i < static_cast<int>(nodes_.size()); ++i) {
+      const auto score = p2p::RendezvousScore(*digest, nodes_[i].cluster_address());
+      const auto top = p2p::RendezvousScore(*digest, nodes_[best].cluster_address());
+      if (score > top || (score == top && nodes_[i].cluster_address() < nodes_[best].cluster_address())) {
+        best = i;
+      }
+    }
+    return best;
   }
 
   void TearDown() override {
@@ -188,7 +211,7 @@ class ClusterTest : public HubcacheTest {
     return node.cache_dir / "blobs" / "sha256" / sha.substr(0, 2) / sha;
   }
 
-  std::string Sha(const std::string& repo, const std::string& path) {
+  std::string Sha(const std::string& repo, const std::string& path) const {
     return hub().Etag("model", repo, "main", path);
   }
 
@@ -238,6 +261,117 @@ TEST_F(ClusterTest, ABlobOnOneNodeReachesTheOthersWithNoBytesFromTheHub) {
   EXPECT_EQ(ReadFile(nodes_[2].cache_dir / torrent), canonical);
 }
 
+TEST_F(ClusterTest, AColdBlobAskedOfEveryNodeAtOnceComesFromTheHubOnce) {
+  for (Node& node : nodes_) Start(node);
+  WaitForMembers({&nodes_[0], &nodes_[1], &nodes_[2]});
+  const std::string sha = Sha("org/big", "model.safetensors");
+  const std::uint64_t size = hub().FileSize("model", "org/big", "main", "model.safetensors");
+  hub().SetBandwidth(0, 40'000'000);  // about 7 s for the whole blob
+  hub().ClearLog();
+  // Every node's client asks at once; node 0 leads the blob.
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<StreamResult> results(nodes_.size());
+  std::vector<std::chrono::steady_clock::duration> took(nodes_.size());
+  std::vector<std::thread> clients;
+  for (std::size_t i = 0; i < nodes_.size(); ++i) {
+    clients.emplace_back([&, i] {
+      results[i] = StreamGet(nodes_[i].port, kBigPath, {}, seconds(120), UINT64_MAX, nodes_[i].ip);
+      took[i] = std::chrono::steady_clock::now() - start;
+    });
+  }
+  for (auto& client : clients) client.join();
+  for (std::size_t i = 0; i < nodes_.size(); ++i) {
+
+    EXPECT_EQ(results[i].status, 200) << nodes_[i].process->err();
+    EXPECT_TRUE(results[i].complete) << i;
+    EXPECT_EQ(results[i].sha256, sha) << i;
+  }
+  // One copy from the Hub for the whole cluster.
+  EXPECT_EQ(hub().BodyBytesSent(sha), size);
+  EXPECT_EQ(results[0].Header("x-cache"), "MISS");
+  for (std::size_t i = 1; i < nodes_.size(); ++i) {
+    EXPECT_EQ(results[i].Header("x-cache"), "PEER") << nodes_[i].process->err();
+    // Streamed while the leader downloads: the head (sent with the first
+    // bytes on disk) long before the leader's client had the last byte.
+    EXPECT_LT(results[i].head_after + seconds(2), took[0]) << i;
+    DrainAll();
+    EXPECT_EQ(Metric(nodes_[i], "hubcache_cluster_leader_streams_total{result=\"ok\"}"), 1)
+        << nodes_[i].process->err();
+    EXPECT_EQ(Metric(nodes_[i], "hubcache_cluster_leader_bytes_total"), static_cast<double>(size));
+    // Verified and committed there too.
+    EXPECT_EQ(GetFrom(nodes_[i], kBigPath).Header("x-cache"), "HIT");
+  }
+}
+
+TEST_F(ClusterTest, ColdStreamsFormATreeAndAChildOfADeadNodeReattachesAbove) {
+  // A fan-out of 1: the first node to ask streams from the leader (node 0),
+  // the second from the first.
+  for (Node& node : nodes_) Start(node, "secret", {"--set", "cluster.stream_fanout=1"});
+  WaitForMembers({&nodes_[0], &nodes_[1], &nodes_[2]});
+  const std::string sha = Sha("org/big", "model.safetensors");
+  const std::uint64_t size = hub().FileSize("model", "org/big", "main", "model.safetensors");
+  hub().SetBandwidth(0, 20'000'000);  // about 13 s for the whole blob
+  hub().ClearLog();
+  Node& first = nodes_[1];
+  Node& second = nodes_[2];
+  std::thread first_client([&] {
+    StreamGet(first.port, kBigPath, {}, seconds(120), UINT64_MAX, first.ip);
+  });
+  ASSERT_TRUE(WaitFor([&] { return Metric(first, "hubcache_cluster_leader_bytes_total") > 0; }))
+      << first.process->err();
+  StreamResult second_result;
+  std::thread second_client([&] {
+    second_result = StreamGet(second.port, kBigPath, {}, seconds(120), UINT64_MAX, second.ip);
+  });
+  // The second streams from the first; once it has some of it, the first dies.
+  ASSERT_TRUE(WaitFor([&] {
+    return Metric(second, "hubcache_cluster_leader_bytes_total") > 8 << 20;
+  })) << second.process->err();
+  killed_.insert(first.ip);
+  first.process->Signal(SIGKILL);
+  first_client.join();
+  second_client.join();
+  first.process->Wait(seconds(10));
+  first.process.reset();
+  DrainAll();
+  const std::string& log = second.process->err();
+  EXPECT_NE(log.find("cold_stream_started digest=" + sha + " source=" + first.cluster_address()),
+            std::string::npos) << log;
+  EXPECT_NE(log.find("cold_stream_failed digest=" + sha + " source=" + first.cluster_address()),
+            std::string::npos) << log;
+  EXPECT_NE(log.find("cold_stream_started digest=" + sha + " source=" + nodes_[0].cluster_address()),
+            std::string::npos) << log;
+  // The child finished from the leader, from its own offset: right bytes,
+  // and still one copy from the Hub for the whole cluster.
+  EXPECT_EQ(second_result.status, 200);
+  EXPECT_TRUE(second_result.complete);
+  EXPECT_EQ(second_result.sha256, sha);
+  EXPECT_EQ(second_result.Header("x-cache"), "PEER");
+  EXPECT_EQ(Metric(second, "hubcache_cluster_leader_streams_total{result=\"ok\"}"), 1);
+  EXPECT_EQ(Metric(second, "hubcache_cluster_leader_bytes_total"), static_cast<double>(size));
+  EXPECT_EQ(hub().BodyBytesSent(sha), size);
+}
+
+TEST_F(ClusterTest, ALeaderThatCannotFetchLeavesEachNodeToTheHub) {
+  for (Node& node : nodes_) Start(node);
+  WaitForMembers({&nodes_[0], &nodes_[1], &nodes_[2]});
+  // A gated file: the leader's own request, which carries no user token, is
+  // refused by the Hub, so the node with an approved client goes to the Hub
+  // itself; no token ever reaches another node.
+  const std::string target = "/org/gated/resolve/main/model.safetensors";
+  const std::string sha = Sha("org/gated", "model.safetensors");
+  const int lead = LeaderIndex(sha);
+  const int asker = lead == 0 ? 1 : 0;
+  auto approved = GetFrom(nodes_[asker], target, {{"Authorization", "Bearer hf_approved"}});
+  EXPECT_EQ(approved.status, 200);
+  EXPECT_EQ(approved.Header("x-cache"), "MISS");
+  EXPECT_EQ(Metric(nodes_[asker], "hubcache_cluster_leader_streams_total{result=\"refused\"}"),
+            1);
+  EXPECT_FALSE(fs::exists(BlobFile(nodes_[lead], sha)));
+  Drain(nodes_[lead]);
+  EXPECT_EQ(nodes_[lead].process->err().find("hf_approved"), std::string::npos);
+}
+
 TEST_F(ClusterTest, ANodeWithAnotherSecretCannotJoinOrFetch) {
   Start(nodes_[0]);
   Start(nodes_[1]);
@@ -280,6 +414,52 @@ TEST_F(ClusterTest, UnsignedAndMalformedClusterRequestsAreRefused) {
                             "");
   ASSERT_TRUE(forged);
   EXPECT_EQ(forged->status, 401);
+  // The routes the daemon serves itself check the signature too.
+  const std::string blob = "/_cluster/v1/blob/" + Sha("org/big", "model.safetensors");
+  auto unsigned_blob = HttpRequest(node.ip, node.cluster_port, "GET", blob, {}, "");
+  ASSERT_TRUE(unsigned_blob);
+  EXPECT_EQ(unsigned_blob->status, 401);
+  auto unsigned_fetch =
+      HttpRequest(node.ip, node.cluster_port, "POST", "/_cluster/v1/fetch", {}, "{}");
+  ASSERT_TRUE(unsigned_fetch);
+  EXPECT_EQ(unsigned_fetch->status, 401);
+  // Signed but malformed: 400 with a JSON error, and nothing fetched.
+  p2p::ClusterKey key{Secret(std::string(kSecret))};
+  auto signed_request = [&](const std::string& method, const std::string& target,
+                            const std::string& body) {
+    const p2p::SignedHeaders auth = key.Sign(method, target, body, "127.0.0.9:1",
+                                             std::chrono::duration_cast<seconds>(
+                                                 std::chrono::system_clock::now().time_since_epoch())
+                                                 .count());
+    return HttpRequest(node.ip, node.cluster_port, method, target,
+                       {{"X-Hubcache-Node", auth.node},
+                        {"X-Hubcache-Time", auth.time},
+                        {"X-Hubcache-Signature", auth.signature}},
+                       body);
+  };
+  const std::string sha = Sha("org/big", "model.safetensors");
+  for (const std::string& body :
+       {std::string("not json"), std::string(R"({"digest":"abc","size":1,"path":"/org/big/resolve/main/x"})"),
+        R"({"digest":")" + sha + R"(","size":0,"path":"/org/big/resolve/main/x"})",
+        R"({"digest":")" + sha + R"(","size":5,"path":"/org/big/resolve/main/../../etc/passwd"})",
+        R"({"digest":")" + sha + R"(","size":5,"path":"http://elsewhere/org/big/resolve/main/x"})",
+        R"({"digest":")" + sha + R"(","size":5,"path":"/api/models/org/big"})"}) {
+    auto refused = signed_request("POST", "/_cluster/v1/fetch", body);
+    ASSERT_TRUE(refused);
+    EXPECT_EQ(refused->status, 400) << body;
+    EXPECT_NE(refused->body.find("\"error\""), std::string::npos) << body;
+  }
+  for (const std::string& target :
+       {std::string("/_cluster/v1/blob/XYZ"), blob + "?from=abc", blob + "?to=5"}) {
+    auto refused = signed_request("GET", target, "");
+    ASSERT_TRUE(refused);
+    EXPECT_EQ(refused->status, 400) << target;
+  }
+  // A blob the node neither holds nor fetches.
+  auto absent = signed_request("GET", blob, "");
+  ASSERT_TRUE(absent);
+  EXPECT_EQ(absent->status, 404);
+  EXPECT_EQ(hub().BodyBytesSent(sha), 0u);
   // The client port knows nothing of the cluster API.
   EXPECT_EQ(GetFrom(node, "/_cluster/v1/health").status, 404);
 }
@@ -432,10 +612,13 @@ TEST_F(ClusterTest, DnsMembershipFindsEveryNodeAndANodeThatLeavesDropsOut) {
   WaitForMembers({&nodes_[0], &nodes_[1], &nodes_[2]});
   const std::string sha = Sha("org/model", "model.safetensors");
   const std::string target = "/org/model/resolve/main/model.safetensors";
-  ASSERT_EQ(GetFrom(nodes_[0], target).status, 200);
-  WaitForAnnounced(nodes_[0], 1);
+  // The blob's leader fetches it from the Hub; another node gets it from it.
+  const int lead = LeaderIndex(sha);
+  const int other = lead == 0 ? 1 : 0;
+  ASSERT_EQ(GetFrom(nodes_[lead], target).status, 200);
+  WaitForAnnounced(nodes_[lead], 1);
   hub().ClearLog();
-  auto peer = GetFrom(nodes_[1], target);
+  auto peer = GetFrom(nodes_[other], target);
   EXPECT_EQ(peer.status, 200);
   EXPECT_EQ(peer.Header("x-cache"), "PEER");
   EXPECT_EQ(hub().BodyBytesSent(sha), 0u);
