@@ -39,11 +39,14 @@ bool SplitNodeAddress(std::string_view node, std::string& host, std::string& por
   return !host.empty();
 }
 
-net::awaitable<Result<ClusterReply>> ClusterClient::Call(std::string_view node,
-                                                         std::string_view method,
-                                                         std::string_view target, std::string body,
-                                                         std::chrono::milliseconds timeout,
-                                                         std::size_t max_reply_bytes) const {
+namespace {
+
+// Connects to `node` and sends it the signed request; the stream is then
+// ready for the answer, its deadline `timeout` from now still running.
+net::awaitable<Result<beast::tcp_stream>> SendSigned(const ClusterKey& key, std::string_view self,
+                                                     std::string_view node, std::string_view method,
+                                                     std::string_view target, std::string_view body,
+                                                     std::chrono::milliseconds timeout) {
   std::string host, port;
   if (!SplitNodeAddress(node, host, port)) co_return Fail(core::Errc::kInvalidArgument);
   auto executor = co_await net::this_coro::executor;
@@ -65,16 +68,29 @@ net::awaitable<Result<ClusterReply>> ClusterClient::Call(std::string_view node,
   request.version(11);
   request.set(http::field::host, std::string(node));
   request.set(http::field::connection, "close");
-  const SignedHeaders auth = key_.Sign(method, target, body, self_, core::UnixSeconds());
+  const SignedHeaders auth = key.Sign(method, target, body, self, core::UnixSeconds());
   request.set(std::string(kNodeHeader), auth.node);
   request.set(std::string(kTimeHeader), auth.time);
   request.set(std::string(kSignatureHeader), auth.signature);
   if (!body.empty()) request.set(http::field::content_type, "application/json");
-  request.body() = std::move(body);
+  request.body() = std::string(body);
   request.prepare_payload();
   co_await http::async_write(stream, request, net::redirect_error(net::use_awaitable, ec));
   if (ec) co_return Fail(ec);
+  co_return std::move(stream);
+}
 
+}  // namespace
+
+net::awaitable<Result<ClusterReply>> ClusterClient::Call(std::string_view node,
+                                                         std::string_view method,
+                                                         std::string_view target, std::string body,
+                                                         std::chrono::milliseconds timeout,
+                                                         std::size_t max_reply_bytes) const {
+  auto opened = co_await SendSigned(key_, self_, node, method, target, body, timeout);
+  if (!opened) co_return Fail(opened.error());
+  beast::tcp_stream& stream = *opened;
+  ErrorCode ec;
   beast::flat_buffer buffer;
   http::response_parser<http::string_body> parser;
   parser.body_limit(max_reply_bytes);
@@ -91,32 +107,10 @@ net::awaitable<Result<void>> ClusterClient::Stream(std::string_view node, std::s
                                                   const ChunkSink& sink,
                                                   std::chrono::milliseconds connect_timeout,
                                                   std::chrono::milliseconds idle_timeout) const {
-  std::string host, port;
-  if (!SplitNodeAddress(node, host, port)) co_return Fail(core::Errc::kInvalidArgument);
-  auto executor = co_await net::this_coro::executor;
+  auto opened = co_await SendSigned(key_, self_, node, "GET", target, "", connect_timeout);
+  if (!opened) co_return Fail(opened.error());
+  beast::tcp_stream& stream = *opened;
   ErrorCode ec;
-  net::ip::tcp::resolver resolver(executor);
-  auto endpoints = co_await resolver.async_resolve(host, port,
-                                                   net::redirect_error(net::use_awaitable, ec));
-  if (ec) co_return Fail(ec);
-  beast::tcp_stream stream(executor);
-  stream.expires_after(connect_timeout);
-  co_await stream.async_connect(endpoints, net::redirect_error(net::use_awaitable, ec));
-  if (ec) co_return Fail(ec);
-
-  http::request<http::empty_body> request;
-  request.method(http::verb::get);
-  request.target(std::string(target));
-  request.version(11);
-  request.set(http::field::host, std::string(node));
-  request.set(http::field::connection, "close");
-  const SignedHeaders auth = key_.Sign("GET", target, "", self_, core::UnixSeconds());
-  request.set(std::string(kNodeHeader), auth.node);
-  request.set(std::string(kTimeHeader), auth.time);
-  request.set(std::string(kSignatureHeader), auth.signature);
-  co_await http::async_write(stream, request, net::redirect_error(net::use_awaitable, ec));
-  if (ec) co_return Fail(ec);
-
   beast::flat_buffer buffer;
   http::response_parser<http::empty_body> parser;
   parser.body_limit(std::numeric_limits<std::uint64_t>::max());
