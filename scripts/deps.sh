@@ -16,6 +16,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev lmdb-utils
   curl nginx wrk apache2-utils tinyproxy ca-certificates procps iproute2 python3 bsdextrautils
   libnss-wrapper  # a private hosts file for the cluster's DNS membership test
+  python3-yaml    # parses deploy/kubernetes/ in tests/deploy_test.py
 )
 
 missing=()
