@@ -352,6 +352,85 @@ TEST_F(ClusterTest, ColdStreamsFormATreeAndAChildOfADeadNodeReattachesAbove) {
   EXPECT_EQ(hub().BodyBytesSent(sha), size);
 }
 
+TEST_F(ClusterTest, AColdFetchThatTheHubCutsResumesAndStillCostsOneCopy) {
+  for (Node& node : nodes_) Start(node);
+  WaitForMembers({&nodes_[0], &nodes_[1], &nodes_[2]});
+  const std::string sha = Sha("org/big", "model.safetensors");
+  const std::uint64_t size = hub().FileSize("model", "org/big", "main", "model.safetensors");
+  hub().SetBandwidth(0, 80'000'000);
+  // The leader's downloads of the blob are cut twice, 3 MB into their bodies.
+  hub().AddFault({.path_contains = sha, .drop_after_bytes = 3'000'000, .drop_times = 2});
+  hub().ClearLog();
+  std::vector<StreamResult> results(2);
+  std::vector<std::thread> clients;
+  for (int i = 0; i < 2; ++i) {
+    Node& node = nodes_[static_cast<std::size_t>(i) + 1];
+    clients.emplace_back([&, i] {
+      results[static_cast<std::size_t>(i)] =
+          StreamGet(node.port, kBigPath, {}, seconds(120), UINT64_MAX, node.ip);
+    });
+  }
+  for (auto& client : clients) client.join();
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    EXPECT_EQ(results[i].status, 200) << nodes_[i + 1].process->err();
+    EXPECT_TRUE(results[i].complete);
+    EXPECT_EQ(results[i].sha256, sha);
+    EXPECT_EQ(results[i].Header("x-cache"), "PEER");
+  }
+  // Two downloads were cut short, and the leader asked again only for what
+  // it was missing.
+  int cut = 0;
+  for (const auto& entry : hub().Log()) {
+    if (entry.target.find(sha) != std::string::npos && entry.body_bytes_sent == 3'000'000) ++cut;
+  }
+  EXPECT_EQ(cut, 2);
+  EXPECT_EQ(hub().BodyBytesSent(sha), size);
+  EXPECT_EQ(GetFrom(nodes_[0], kBigPath).Header("x-cache"), "HIT");
+}
+
+TEST_F(ClusterTest, ALeaderKilledMidFetchLeavesEachNodeToFinishFromTheHubFromItsOwnBytes) {
+  for (Node& node : nodes_) Start(node);
+  WaitForMembers({&nodes_[0], &nodes_[1], &nodes_[2]});
+  const std::string sha = Sha("org/big", "model.safetensors");
+  const std::uint64_t size = hub().FileSize("model", "org/big", "main", "model.safetensors");
+  hub().SetBandwidth(0, 20'000'000);  // about 13 s for the whole blob
+  hub().ClearLog();
+  std::vector<StreamResult> results(2);
+  std::vector<std::thread> clients;
+  for (int i = 0; i < 2; ++i) {
+    Node& node = nodes_[static_cast<std::size_t>(i) + 1];
+    clients.emplace_back([&, i] {
+      results[static_cast<std::size_t>(i)] =
+          StreamGet(node.port, kBigPath, {}, seconds(180), UINT64_MAX, node.ip);
+    });
+  }
+  // Once both followers stream from it, the leader (node 0) dies.
+  ASSERT_TRUE(WaitFor([&] {
+    return Metric(nodes_[1], "hubcache_cluster_leader_bytes_total") > 8 << 20 &&
+           Metric(nodes_[2], "hubcache_cluster_leader_bytes_total") > 8 << 20;
+  }));
+  killed_.insert(nodes_[0].ip);
+  nodes_[0].process->Signal(SIGKILL);
+  hub().SetBandwidth(0, 0);  // the rest from the Hub at full speed
+  for (auto& client : clients) client.join();
+  nodes_[0].process->Wait(seconds(10));
+  nodes_[0].process.reset();
+  std::uint64_t streamed = 0;
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    Node& node = nodes_[i + 1];
+    EXPECT_EQ(results[i].status, 200) << node.process->err();
+    EXPECT_TRUE(results[i].complete);
+    EXPECT_EQ(results[i].sha256, sha);
+    // The stream from the leader failed, and was counted; the Hub took over.
+    EXPECT_EQ(Metric(node, "hubcache_cluster_leader_streams_total{result=\"failed\"}"), 1);
+    streamed += static_cast<std::uint64_t>(Metric(node, "hubcache_cluster_leader_bytes_total"));
+    EXPECT_EQ(GetFrom(node, kBigPath).Header("x-cache"), "HIT");
+  }
+  // Each follower fetched from the Hub only what it had not streamed: at
+  // most the leader's partial copy plus the two remainders.
+  EXPECT_LE(hub().BodyBytesSent(sha), size + 2 * size - streamed);
+}
+
 TEST_F(ClusterTest, ALeaderThatCannotFetchLeavesEachNodeToTheHub) {
   for (Node& node : nodes_) Start(node);
   WaitForMembers({&nodes_[0], &nodes_[1], &nodes_[2]});
