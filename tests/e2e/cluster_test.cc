@@ -207,6 +207,20 @@ class ClusterTest : public HubcacheTest {
     })) << node.process->err();
   }
 
+  // Clients asking each of `nodes` for the big blob at once; join the
+  // threads, then read `results` (one per node, in order).
+  std::vector<std::thread> GetBigOn(const std::vector<Node*>& nodes,
+                                    std::vector<StreamResult>& results) {
+    results.assign(nodes.size(), StreamResult());
+    std::vector<std::thread> clients;
+    for (std::size_t i = 0; i < nodes.size(); ++i) {
+      clients.emplace_back([node = nodes[i], &results, i] {
+        results[i] = StreamGet(node->port, kBigPath, {}, seconds(180), UINT64_MAX, node->ip);
+      });
+    }
+    return clients;
+  }
+
   fs::path BlobFile(const Node& node, const std::string& sha) {
     return node.cache_dir / "blobs" / "sha256" / sha.substr(0, 2) / sha;
   }
@@ -361,15 +375,8 @@ TEST_F(ClusterTest, AColdFetchThatTheHubCutsResumesAndStillCostsOneCopy) {
   // The leader's downloads of the blob are cut twice, 3 MB into their bodies.
   hub().AddFault({.path_contains = sha, .drop_after_bytes = 3'000'000, .drop_times = 2});
   hub().ClearLog();
-  std::vector<StreamResult> results(2);
-  std::vector<std::thread> clients;
-  for (int i = 0; i < 2; ++i) {
-    Node& node = nodes_[static_cast<std::size_t>(i) + 1];
-    clients.emplace_back([&, i] {
-      results[static_cast<std::size_t>(i)] =
-          StreamGet(node.port, kBigPath, {}, seconds(120), UINT64_MAX, node.ip);
-    });
-  }
+  std::vector<StreamResult> results;
+  std::vector<std::thread> clients = GetBigOn({&nodes_[1], &nodes_[2]}, results);
   for (auto& client : clients) client.join();
   for (std::size_t i = 0; i < results.size(); ++i) {
     EXPECT_EQ(results[i].status, 200) << nodes_[i + 1].process->err();
@@ -395,15 +402,8 @@ TEST_F(ClusterTest, ALeaderKilledMidFetchLeavesEachNodeToFinishFromTheHubFromIts
   const std::uint64_t size = hub().FileSize("model", "org/big", "main", "model.safetensors");
   hub().SetBandwidth(0, 20'000'000);  // about 13 s for the whole blob
   hub().ClearLog();
-  std::vector<StreamResult> results(2);
-  std::vector<std::thread> clients;
-  for (int i = 0; i < 2; ++i) {
-    Node& node = nodes_[static_cast<std::size_t>(i) + 1];
-    clients.emplace_back([&, i] {
-      results[static_cast<std::size_t>(i)] =
-          StreamGet(node.port, kBigPath, {}, seconds(180), UINT64_MAX, node.ip);
-    });
-  }
+  std::vector<StreamResult> results;
+  std::vector<std::thread> clients = GetBigOn({&nodes_[1], &nodes_[2]}, results);
   // Once both followers stream from it, the leader (node 0) dies.
   ASSERT_TRUE(WaitFor([&] {
     return Metric(nodes_[1], "hubcache_cluster_leader_bytes_total") > 8 << 20 &&
