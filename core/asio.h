@@ -29,4 +29,14 @@ namespace hubcache {
 namespace net = boost::asio;
 namespace beast = boost::beast;
 namespace http = boost::beast::http;
+
+// An io_context that can destroy what is still queued or suspended on it
+// (coroutine frames, handlers) before the objects they refer to are gone:
+// a program whose long-lived objects are made after its loop calls
+// Shutdown() once the loop has stopped and before those objects die.
+class EventLoop : public net::io_context {
+ public:
+  using net::io_context::io_context;
+  void Shutdown() { net::execution_context::shutdown(); }
+};
 }  // namespace hubcache

@@ -65,11 +65,11 @@ int Run(const config::Loaded& loaded, Reloader reload) {
   // downloads, signals and timers; client connections are spread over all
   // of them, so a connection's handlers always run on one thread and the
   // loops share no scheduler (no lock contention, no cross-thread wake-ups).
-  net::io_context ioc(1);
-  std::vector<std::unique_ptr<net::io_context>> more_loops;
+  EventLoop ioc(1);
+  std::vector<std::unique_ptr<EventLoop>> more_loops;
   std::vector<net::io_context*> connection_loops{&ioc};
   for (unsigned i = 1; i < threads; ++i) {
-    more_loops.push_back(std::make_unique<net::io_context>(1));
+    more_loops.push_back(std::make_unique<EventLoop>(1));
     connection_loops.push_back(more_loops.back().get());
   }
   auto created = Service::Create(config, *opened, ioc, threads, connection_loops,
@@ -181,6 +181,12 @@ int Run(const config::Loaded& loaded, Reloader reload) {
   for (auto& loop : more_loops) loop->stop();
   for (auto& t : pool) t.join();
   service.JoinBlocking();
+  // What is still suspended on the loops (an announcement, a health check
+  // in flight) refers to the service: destroy it now, while the service is
+  // alive. The loops themselves go after the service, as they were made
+  // before it.
+  for (auto& loop : more_loops) loop->Shutdown();
+  ioc.Shutdown();
 
   log::Info(kModule, "hubcache_stopped", {});
   log::Flush();

@@ -280,8 +280,8 @@ Swarm::~Swarm() {
           std::lock_guard lock(entry->download->mu);
           entry->download->failure = core::Errc::kUnavailable;
         }
-        entry->download->released = true;
         entry->download->Notify(entry->download);
+        entry->download->released = true;
       }
     }
     impl->by_hex.clear();
@@ -766,16 +766,14 @@ net::awaitable<Result<void>> Swarm::Download(const store::Digest& digest, std::s
           entry->download.reset();
           impl->Remove(entry, lt::session_handle::delete_files);
         }
-        // Set on the coroutine's own strand: it cannot see the flag (and
-        // free `raw`) before this handler is done with it.
-        const net::any_io_executor strand = raw->strand;
-        net::post(strand, [raw] {
-          raw->released = true;
-          if (raw->wake != nullptr) raw->wake->cancel();
-        });
+        // The last touch of `raw` on this thread, with no copy of the
+        // caller's strand left here: once the coroutine sees the flag it may
+        // return, and its caller may destroy the io_context behind that
+        // strand (a copy destroyed here after that would touch freed memory).
+        raw->released = true;
       });
       while (!state->released) {
-        wake.expires_after(std::chrono::seconds(1));
+        wake.expires_after(std::chrono::milliseconds(20));
         ErrorCode ignored;
         co_await wake.async_wait(net::redirect_error(net::use_awaitable, ignored));
       }
