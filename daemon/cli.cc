@@ -297,6 +297,17 @@ int Main(int argc, char** argv) {
       ->type_name("LIST");
   prefetch.app->add_option("--jobs", jobs, "Files downloaded at once (default 4)")
       ->check(CLI::Range(1, 64));
+  bool prefetch_cluster = false;
+  unsigned replicas = 0;
+  auto* cluster_flag = prefetch.app->add_flag(
+      "--cluster", prefetch_cluster,
+      "On a cluster node: every live member prefetches (each blob comes from the Hub once)");
+  prefetch.app
+      ->add_option("--replicas", replicas,
+                   "On a cluster node: N members prefetch each file, chosen by rendezvous order")
+      ->type_name("N")
+      ->check(CLI::Range(1, 100000))
+      ->excludes(cluster_flag);
 
   RepoCommand ls, rm, pin, unpin;
   bool ls_json = false;
@@ -411,6 +422,14 @@ int Main(int argc, char** argv) {
     request->exclude = exclude;
     request->endpoint = endpoint;
     request->jobs = jobs;
+    request->cluster = prefetch_cluster;
+    request->replicas = replicas;
+    if ((prefetch_cluster || replicas > 0) && !endpoint.empty()) {
+      std::fprintf(stderr,
+                   "hubcache: --cluster and --replicas reach each node at its own endpoint; "
+                   "drop --endpoint\n");
+      return kExitUsage;
+    }
     return Prefetch(*loaded, *request);
   }
   if (export_cmd->parsed()) {

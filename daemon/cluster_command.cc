@@ -13,19 +13,15 @@
 
 namespace hubcache::daemon {
 
-int ClusterStatus(const config::Loaded& loaded, bool json) {
-  const p2p::ClusterOptions& cluster = loaded.config.cluster;
+tl::expected<std::string, std::string> FetchClusterStatus(const p2p::ClusterOptions& cluster) {
   if (cluster.listen.empty()) {
-    std::fprintf(stderr,
-                 "hubcache: this node is not in a cluster (cluster.listen is empty); see README "
-                 "\"Cluster\"\n");
-    return kExitUsage;
+    return tl::unexpected(std::string(
+        "this node is not in a cluster (cluster.listen is empty); see README \"Cluster\""));
   }
   auto key = p2p::ClusterKey::FromFile(cluster.secret_file);
   if (!key) {
-    std::fprintf(stderr, "hubcache: cannot read the cluster secret %s: %s\n",
-                 cluster.secret_file.c_str(), key.error().message().c_str());
-    return kExitFailure;
+    return tl::unexpected(fmt::format("cannot read the cluster secret {}: {}", cluster.secret_file,
+                                      key.error().message()));
   }
   // Signed as the node itself: the status route is read-only.
   p2p::ClusterClient client(*key, cluster.listen);
@@ -40,20 +36,28 @@ int ClusterStatus(const config::Loaded& loaded, bool json) {
       [](std::exception_ptr) {});
   ioc.run();
   if (!reply) {
-    std::fprintf(stderr, "hubcache: cannot reach the cluster API at %s: %s (is hubcache running?)\n",
-                 cluster.listen.c_str(), reply.error().message().c_str());
-    return kExitFailure;
+    return tl::unexpected(fmt::format("cannot reach the cluster API at {}: {} (is hubcache running?)",
+                                      cluster.listen, reply.error().message()));
   }
   if (reply->status != 200) {
-    std::fprintf(stderr, "hubcache: the cluster API at %s answered %u: %s\n", cluster.listen.c_str(),
-                 reply->status, reply->body.c_str());
-    return kExitFailure;
+    return tl::unexpected(fmt::format("the cluster API at {} answered {}: {}", cluster.listen,
+                                      reply->status, reply->body));
   }
   auto status = nlohmann::json::parse(reply->body, nullptr, false);
   if (!status.is_object() || !status.contains("members") || !status["members"].is_array()) {
-    std::fprintf(stderr, "hubcache: unexpected answer from %s\n", cluster.listen.c_str());
-    return kExitFailure;
+    return tl::unexpected(fmt::format("unexpected answer from {}", cluster.listen));
   }
+  return std::move(reply->body);
+}
+
+int ClusterStatus(const config::Loaded& loaded, bool json) {
+  const p2p::ClusterOptions& cluster = loaded.config.cluster;
+  auto body = FetchClusterStatus(cluster);
+  if (!body) {
+    std::fprintf(stderr, "hubcache: %s\n", body.error().c_str());
+    return cluster.listen.empty() ? kExitUsage : kExitFailure;
+  }
+  auto status = nlohmann::json::parse(*body, nullptr, false);
   bool all_alive = true;
   for (const auto& m : status["members"]) {
     all_alive = all_alive && m.value("alive", false) && !m.contains("refused");

@@ -43,6 +43,13 @@ net::awaitable<ErrorCode> SendJsonError(proxy::Exchange& exchange, unsigned stat
   return SendJson(exchange, status, nlohmann::json{{"error", message}}.dump());
 }
 
+// The Hub refused the leader's own request for a file: the asker may send
+// its client's token, sealed for the file.
+std::string NeedsTokenBody() {
+  return nlohmann::json{{"error", "the Hub refused this node's request for the file"},
+                        {"needs_token", true}}
+      .dump();
+}
 
 }  // namespace
 
@@ -60,17 +67,19 @@ net::awaitable<Result<void>> PeerSource::Fill(const proxy::BlobRequest& request,
   if (fetched || fetched.error() != p2p::Errc::kNoHolders) co_return fetched;
   // 2. Nobody holds it: its leader fetches it from the Hub, once for the
   // whole cluster, and this node streams it from the leader meanwhile. The
-  // leader is told where the file is on the Hub, never a user's token: for
-  // a gated or private file the leader's own request is refused and each
-  // node fetches with its client's token instead.
+  // leader is told where the file is on the Hub; the client's token only
+  // when the Hub refused the leader's own request (a gated or private file),
+  // sealed for this file, and the leader re-checks it with the Hub.
   std::string path = PathUnder(request.resolve_url, upstream_url_);
   if (path.empty()) co_return Fail(proxy::Errc::kSourceUnavailable);
   const std::uint64_t from = sink.WrittenFrom(0);
   p2p::ColdFetch ask{.digest = request.digest,
                      .size = request.size,
                      .resolve_path = std::move(path),
-                     .exclude = {}};
-  auto streamed = co_await cluster_.FetchFromLeader(std::move(ask), from, write);
+                     .exclude = {},
+                     .skip_leaders = {},
+                     .sealed_token = {}};
+  auto streamed = co_await cluster_.FetchFromLeader(std::move(ask), request.token, from, write);
   if (!streamed && sink.WrittenFrom(0) == from &&
       (streamed.error() == p2p::Errc::kNoHolders ||
        streamed.error() == p2p::Errc::kLeaderCannotFetch)) {
@@ -92,16 +101,22 @@ net::awaitable<void> ClusterHandler::ColdFetch(proxy::Exchange& exchange,
     co_await SendJsonError(exchange, 400, "path is not a file resolve path of the Hub");
     co_return;
   }
+  auto token = cluster_.AcceptColdFetch(*ask);
+  if (!token) {
+    co_await SendJsonError(exchange, 400, "the token is not sealed for this file with this cluster's key");
+    co_return;
+  }
   const store::Digest digest = ask->digest;
   const std::string hex = digest.Hex();
   // No download URL: this node resolves the file with its own upstream and
-  // fetches only if the Hub names the same digest and size.
+  // fetches only if the Hub names the same digest and size (with the
+  // client's token, for a restricted file: the Hub re-checks it).
   proxy::BlobRequest blob{.digest = digest,
                           .size = ask->size,
                           .repo = ref->repo,
                           .download_url = {},
                           .resolve_url = upstream_url_ + ask->resolve_path,
-                          .token = Secret()};
+                          .token = std::move(*token)};
   auto stored = [this, &digest] { return store_.Lookup(digest).has_value(); };
   const std::string stored_answer = p2p::ColdSourceJson({.stored = true, .node = ""});
   auto joined = co_await fetches_.Join(std::move(blob));
@@ -120,7 +135,12 @@ net::awaitable<void> ClusterHandler::ColdFetch(proxy::Exchange& exchange,
     } else {
       log::Info(kModule, "leader_fetch_failed",
                 {{"digest", hex}, {"for", request.auth.node}, {"error", supplier.error().message()}});
-      co_await SendJsonError(exchange, 502, "the Hub: " + supplier.error().message());
+      if (supplier.error() == proxy::Errc::kAccessRefused) {
+        // The asker may send its client's token, sealed, and ask again.
+        co_await SendJson(exchange, 403, NeedsTokenBody());
+      } else {
+        co_await SendJsonError(exchange, 502, "the Hub: " + supplier.error().message());
+      }
     }
     co_return;
   }
@@ -258,13 +278,20 @@ std::string ClusterMetrics(const p2p::Cluster& cluster) {
   metric("counter", "hubcache_cluster_leader_streams_total",
          "Cold blobs (no node held them) this node streamed from their leader while the leader "
          "fetched them from the Hub, by result (ok; failed: cut short, the Hub took over from "
-         "there; refused: the leader could not fetch, this node used the Hub).");
+         "there, or the attempts ran out; refused: the leader could not fetch, this node used "
+         "the Hub; took_over: the leaders before it were unreachable, this node led the fetch).");
   out += fmt::format("hubcache_cluster_leader_streams_total{{result=\"ok\"}} {}\n",
                      s.leader_streams_done);
   out += fmt::format("hubcache_cluster_leader_streams_total{{result=\"failed\"}} {}\n",
                      s.leader_streams_failed);
   out += fmt::format("hubcache_cluster_leader_streams_total{{result=\"refused\"}} {}\n",
                      s.leader_refusals);
+  out += fmt::format("hubcache_cluster_leader_streams_total{{result=\"took_over\"}} {}\n",
+                     s.leader_took_over);
+  metric("counter", "hubcache_cluster_leader_failovers_total",
+         "Leaders of cold blobs found unreachable and passed over for the next in rendezvous "
+         "order.");
+  out += fmt::format("hubcache_cluster_leader_failovers_total {}\n", s.leader_failovers);
   metric("counter", "hubcache_cluster_leader_bytes_total",
          "Bytes streamed from leaders fetching cold blobs.");
   out += fmt::format("hubcache_cluster_leader_bytes_total {}\n", s.leader_bytes);

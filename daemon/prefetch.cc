@@ -5,6 +5,8 @@
 
 #include <atomic>
 #include <csignal>
+#include <cstdlib>
+#include <functional>
 #include <optional>
 #include <thread>
 
@@ -14,12 +16,14 @@
 #include "core/asio.h"
 #include "core/log.h"
 #include "daemon/cli.h"
+#include "daemon/cluster_command.h"
 #include "daemon/human.h"
 #include "daemon/progress.h"
 #include "daemon/service.h"
 #include "proxy/hub_client.h"
 #include "proxy/hub_path.h"
 #include "proxy/shaping.h"
+#include "p2p/membership.h"
 
 namespace hubcache::daemon {
 namespace {
@@ -34,7 +38,11 @@ constexpr auto kTickInterval = std::chrono::milliseconds(250);
 struct FileEntry {
   std::string path;
   std::uint64_t size = 0;
+  std::optional<store::Digest> digest;  // from the tree: LFS sha256, or the git blob id
 };
+
+// Which files of a revision a node should hold (all when empty).
+using FileFilter = std::function<bool(const FileEntry&)>;
 
 // What became of one revision.
 struct Outcome {
@@ -83,7 +91,7 @@ bool Matches(const std::vector<std::string>& patterns, const std::string& path) 
 // Counts a download's bytes into the progress; keeps an error body short.
 class CountingSink : public proxy::BodySink {
  public:
-  CountingSink(Progress& progress, int id) : progress_(progress), id_(id) {}
+  CountingSink(ProgressSink& progress, int id) : progress_(progress), id_(id) {}
   net::awaitable<Result<void>> OnHead(const ResponseHead& head) override {
     head_ = head;
     co_return Result<void>();
@@ -102,7 +110,7 @@ class CountingSink : public proxy::BodySink {
   const std::string& error_body() const { return error_body_; }
 
  private:
-  Progress& progress_;
+  ProgressSink& progress_;
   const int id_;
   ResponseHead head_;
   std::uint64_t bytes_ = 0;
@@ -112,8 +120,12 @@ class CountingSink : public proxy::BodySink {
 class Prefetcher {
  public:
   Prefetcher(proxy::HubClient& client, std::string base, const PrefetchRequest& request,
-             Progress& progress)
-      : client_(client), base_(std::move(base)), request_(request), progress_(progress) {}
+             ProgressSink& progress, FileFilter wants = {})
+      : client_(client),
+        base_(std::move(base)),
+        request_(request),
+        progress_(progress),
+        wants_(std::move(wants)) {}
 
   net::awaitable<Outcome> Run(store::RepoSpec target) {
     const std::string revision = target.revision.empty() ? "main" : target.revision;
@@ -185,7 +197,19 @@ class Prefetcher {
             !e["path"].is_string() || !e.contains("size") || !e["size"].is_number_unsigned()) {
           continue;
         }
-        all.push_back({e["path"].get<std::string>(), e["size"].get<std::uint64_t>()});
+        FileEntry entry{.path = e["path"].get<std::string>(),
+                        .size = e["size"].get<std::uint64_t>(),
+                        .digest = std::nullopt};
+        if (auto lfs = e.find("lfs"); lfs != e.end() && lfs->is_object()) {
+          if (auto oid = lfs->find("oid"); oid != lfs->end() && oid->is_string()) {
+            auto digest = store::Digest::Parse(store::DigestKind::kSha256, oid->get<std::string>());
+            if (digest) entry.digest = *digest;
+          }
+        } else if (auto oid = e.find("oid"); oid != e.end() && oid->is_string()) {
+          auto digest = store::Digest::Parse(store::DigestKind::kGitSha1, oid->get<std::string>());
+          if (digest) entry.digest = *digest;
+        }
+        all.push_back(std::move(entry));
       }
       const std::string next = proxy::NextLinkUrl(tree->head.Header("link"));
       page = next.empty() ? std::string() : PathOf(next);
@@ -211,6 +235,7 @@ class Prefetcher {
     for (FileEntry& f : all) {
       if (!request_.include.empty() && !Matches(request_.include, f.path)) continue;
       if (Matches(request_.exclude, f.path)) continue;
+      if (wants_ && !wants_(f)) continue;
       outcome.bytes += f.size;
       selected.push_back(std::move(f));
     }
@@ -312,7 +337,8 @@ class Prefetcher {
   proxy::HubClient& client_;
   const std::string base_;
   const PrefetchRequest& request_;
-  Progress& progress_;
+  ProgressSink& progress_;
+  const FileFilter wants_;
 };
 
 // Prints the summary; returns whether everything was prefetched.
@@ -356,8 +382,239 @@ tl::expected<std::vector<store::RepoSpec>, std::string> ParseTargetList(
   return out;
 }
 
+namespace {
+
+// Runs `work` on a strand of `ioc` with `threads` threads until `done`
+// (called when the work ends) stops the loop; `tick` redraws the progress a
+// few times a second meanwhile.
+void RunTicking(net::io_context& ioc, unsigned threads, const std::function<void()>& tick,
+                const std::function<net::awaitable<void>()>& work,
+                const std::function<void()>& done) {
+  std::atomic<bool> finished{false};
+  net::steady_timer ticker(ioc);
+  std::function<void(ErrorCode)> again = [&](ErrorCode ec) {
+    if (ec || finished) return;
+    tick();
+    ticker.expires_after(kTickInterval);
+    ticker.async_wait(again);
+  };
+  again({});
+  net::co_spawn(net::make_strand(ioc), work(), [&](std::exception_ptr) {
+    finished = true;
+    ticker.cancel();
+    done();
+  });
+  std::vector<std::thread> pool;
+  for (unsigned i = 1; i < threads; ++i) pool.emplace_back([&ioc] { ioc.run(); });
+  ioc.run();
+  for (auto& t : pool) t.join();
+}
+
+struct ClusterNode {
+  std::string address;  // cluster address
+  std::string client;   // its client endpoint
+  bool alive = false;
+  std::int64_t seen_ms_ago = -1;
+  std::string refused;
+};
+
+// hubcache_upstream_bytes_total of a node's /metrics, or -1.
+net::awaitable<double> UpstreamBytes(proxy::HubClient& client, std::string base) {
+  proxy::OutRequest out;
+  out.method = http::verb::get;
+  out.url = base + "/metrics";
+  auto reply = co_await client.Fetch(std::move(out));
+  if (!reply || reply->head.status != 200) co_return -1;
+  static constexpr std::string_view kName = "\nhubcache_upstream_bytes_total ";
+  const std::size_t at = reply->body.find(kName);
+  if (at == std::string::npos) co_return -1;
+  co_return std::atof(reply->body.c_str() + at + kName.size());
+}
+
+int PrefetchCluster(const config::Config& config, const PrefetchRequest& request) {
+  auto status_body = FetchClusterStatus(config.cluster);
+  if (!status_body) {
+    fmt::print(stderr, "hubcache: prefetch --cluster: {}\n", status_body.error());
+    return config.cluster.listen.empty() ? kExitUsage : kExitFailure;
+  }
+  const Json status = Json::parse(*status_body, nullptr, false);
+  std::vector<ClusterNode> members;
+  for (const Json& m : status["members"]) {
+    if (!m.is_object()) continue;
+    members.push_back({.address = m.value("address", std::string()),
+                       .client = m.value("client", std::string()),
+                       .alive = m.value("alive", false),
+                       .seen_ms_ago = m.value("seen_ms_ago", std::int64_t{-1}),
+                       .refused = m.value("refused", std::string())});
+  }
+  // The nodes that prefetch: live, reachable for clients.
+  std::vector<ClusterNode> nodes;
+  std::vector<std::pair<std::string, std::string>> left_out;  // member, why
+  for (const ClusterNode& m : members) {
+    if (!m.refused.empty()) {
+      left_out.emplace_back(m.address, "refuses this node: " + m.refused);
+    } else if (!m.alive) {
+      left_out.emplace_back(m.address, m.seen_ms_ago < 0
+                                           ? std::string("down (never answered)")
+                                           : fmt::format("down (last answered {} ago)",
+                                                         HumanDuration(m.seen_ms_ago / 1000.0)));
+    } else if (m.client.empty()) {
+      left_out.emplace_back(m.address, "its client endpoint is unknown (an older hubcache?)");
+    } else {
+      nodes.push_back(m);
+    }
+  }
+  if (nodes.empty()) {
+    fmt::print(stderr, "hubcache: prefetch --cluster: no live member to prefetch to\n");
+    return kExitFailure;
+  }
+  const std::size_t replicas =
+      request.replicas == 0 ? nodes.size() : std::min<std::size_t>(request.replicas, nodes.size());
+  if (request.replicas > nodes.size()) {
+    fmt::print(stderr, "hubcache: --replicas {}: only {} live members; each file goes to all\n",
+               request.replicas, nodes.size());
+  }
+
+  const unsigned threads = std::max(2u, std::thread::hardware_concurrency());
+  EventLoop ioc(static_cast<int>(threads));
+  std::vector<std::unique_ptr<proxy::HubClient>> clients;
+  for (const ClusterNode& node : nodes) {
+    proxy::UpstreamOptions options = config.upstream;
+    options.offline = false;
+    options.url = node.client;
+    // Nodes reach each other directly, never through the Hub's proxy.
+    options.proxy.clear();
+    auto client = proxy::HubClient::Create(options);
+    if (!client) {
+      fmt::print(stderr, "hubcache: cannot set up a client for {}: {}\n", node.client,
+                 client.error().message());
+      return kExitFailure;
+    }
+    clients.push_back(std::move(*client));
+  }
+  std::vector<std::string> names;
+  for (const ClusterNode& node : nodes) names.push_back(node.address);
+  NodesProgress progress(stderr, ::isatty(STDERR_FILENO) != 0, names);
+  fmt::print(stderr, "prefetch to {} of {} members{}\n", nodes.size(), members.size(),
+             request.replicas == 0 ? std::string()
+                                   : fmt::format(", {} replicas of each file", replicas));
+
+  // Node i holds a file when it is among the first `replicas` live nodes in
+  // the file's rendezvous order (every node, without --replicas).
+  std::vector<std::unique_ptr<Prefetcher>> prefetchers;
+  for (std::size_t i = 0; i < nodes.size(); ++i) {
+    FileFilter wants;
+    if (replicas < nodes.size()) {
+      wants = [&nodes, replicas, i](const FileEntry& file) {
+        if (!file.digest) return true;  // no digest in the listing: everywhere
+        const std::uint64_t mine = p2p::RendezvousScore(*file.digest, nodes[i].address);
+        std::size_t above = 0;
+        for (std::size_t j = 0; j < nodes.size(); ++j) {
+          if (j == i) continue;
+          const std::uint64_t theirs = p2p::RendezvousScore(*file.digest, nodes[j].address);
+          if (theirs > mine || (theirs == mine && nodes[j].address < nodes[i].address)) ++above;
+        }
+        return above < replicas;
+      };
+    }
+    prefetchers.push_back(std::make_unique<Prefetcher>(*clients[i], nodes[i].client, request,
+                                                       progress.node(i), std::move(wants)));
+  }
+
+  std::vector<std::vector<Outcome>> outcomes(nodes.size());
+  std::vector<double> hub_before(nodes.size(), -1);
+  std::vector<double> hub_after(nodes.size(), -1);
+  RunTicking(
+      ioc, threads, [&progress] { progress.Tick(); },
+      [&]() -> net::awaitable<void> {
+        for (std::size_t i = 0; i < nodes.size(); ++i) {
+          hub_before[i] = co_await UpstreamBytes(*clients[i], nodes[i].client);
+        }
+        // Every node at once: the cluster turns the misses into one fetch.
+        auto strand = co_await net::this_coro::executor;
+        net::steady_timer all_done(strand, net::steady_timer::time_point::max());
+        std::size_t running = nodes.size();
+        for (std::size_t i = 0; i < nodes.size(); ++i) {
+          net::co_spawn(
+              strand,
+              [&, i]() -> net::awaitable<void> {
+                for (const store::RepoSpec& target : request.targets) {
+                  outcomes[i].push_back(co_await prefetchers[i]->Run(target));
+                }
+              },
+              [&](std::exception_ptr) {
+                if (--running == 0) all_done.cancel();
+              });
+        }
+        ErrorCode cancelled;
+        co_await all_done.async_wait(net::redirect_error(net::use_awaitable, cancelled));
+        for (std::size_t i = 0; i < nodes.size(); ++i) {
+          hub_after[i] = co_await UpstreamBytes(*clients[i], nodes[i].client);
+        }
+      },
+      [&] {
+        for (auto& client : clients) client->pool().Clear();
+        ioc.stop();
+      });
+  // Suspended work refers to the clients: destroy it first.
+  ioc.Shutdown();
+  progress.Finish();
+
+  // The summary: per revision, which nodes hold every file, which do not.
+  bool all_ok = left_out.empty();
+  for (std::size_t t = 0; t < request.targets.size(); ++t) {
+    std::string label;
+    std::string commit;
+    for (std::size_t i = 0; i < nodes.size() && label.empty(); ++i) {
+      if (t < outcomes[i].size()) {
+        label = outcomes[i][t].label;
+        commit = outcomes[i][t].commit;
+      }
+    }
+    fmt::print("{}{}:\n", label, commit.empty() ? "" : " (commit " + commit + ")");
+    for (std::size_t i = 0; i < nodes.size(); ++i) {
+      if (t >= outcomes[i].size()) {
+        all_ok = false;
+        fmt::print("  {}: FAILED: not run\n", nodes[i].address);
+        continue;
+      }
+      const Outcome& o = outcomes[i][t];
+      all_ok = all_ok && o.ok();
+      if (!o.error.empty()) {
+        fmt::print("  {}: FAILED: {}\n", nodes[i].address, o.error);
+        continue;
+      }
+      fmt::print("  {}: {} {} files, {} ({} fetched, {} already cached){}\n", nodes[i].address,
+                 o.failures.empty() ? "holds all" : "holds " + std::to_string(o.files - o.failures.size()) + " of",
+                 o.files, HumanSize(o.bytes), o.fetched, o.cached,
+                 o.failures.empty() ? "" : fmt::format(", {} FAILED", o.failures.size()));
+      for (const auto& [path, why] : o.failures) fmt::print("    FAILED {}: {}\n", path, why);
+    }
+  }
+  for (const auto& [member, why] : left_out) fmt::print("  {}: holds nothing: {}\n", member, why);
+  double from_hub = 0;
+  bool known = true;
+  for (std::size_t i = 0; i < nodes.size(); ++i) {
+    if (hub_before[i] < 0 || hub_after[i] < 0) known = false;
+    from_hub += hub_after[i] - hub_before[i];
+  }
+  if (known) {
+    fmt::print("from the Hub: {} in all\n", HumanSize(static_cast<std::uint64_t>(std::max(0.0, from_hub))));
+  }
+  return all_ok ? kExitOk : kExitFailure;
+}
+
+}  // namespace
+
 int Prefetch(const config::Loaded& loaded, const PrefetchRequest& request) {
   const config::Config& config = loaded.config;
+  if (request.cluster || request.replicas > 0) {
+    log::Options log_options = config.log;
+    log_options.level = std::max(log_options.level, log::Level::kWarn);
+    log::Configure(log_options);
+    std::signal(SIGPIPE, SIG_IGN);
+    return PrefetchCluster(config, request);
+  }
   // The private service's per-request lines would drown the progress.
   log::Options log_options = config.log;
   log_options.level = std::max(log_options.level, log::Level::kWarn);
@@ -384,7 +641,7 @@ int Prefetch(const config::Loaded& loaded, const PrefetchRequest& request) {
     store = std::move(*opened);
   }
   const unsigned threads = std::max(2u, std::thread::hardware_concurrency());
-  net::io_context ioc(static_cast<int>(threads));
+  EventLoop ioc(static_cast<int>(threads));
   std::unique_ptr<Service> service;
   proxy::UpstreamOptions client_options = config.upstream;
   client_options.offline = false;
@@ -414,25 +671,14 @@ int Prefetch(const config::Loaded& loaded, const PrefetchRequest& request) {
   Progress progress(stderr, ::isatty(STDERR_FILENO) != 0);
   Prefetcher prefetcher(**client, base, request, progress);
   std::vector<Outcome> outcomes;
-  std::atomic<bool> finished{false};
-  net::steady_timer ticker(ioc);
-  std::function<void(ErrorCode)> tick = [&](ErrorCode ec) {
-    if (ec || finished) return;
-    progress.Tick();
-    ticker.expires_after(kTickInterval);
-    ticker.async_wait(tick);
-  };
-  tick({});
-  net::co_spawn(
-      net::make_strand(ioc),
+  RunTicking(
+      ioc, threads, [&progress] { progress.Tick(); },
       [&]() -> net::awaitable<void> {
         for (const store::RepoSpec& target : request.targets) {
           outcomes.push_back(co_await prefetcher.Run(target));
         }
       },
-      [&](std::exception_ptr) {
-        finished = true;
-        ticker.cancel();
+      [&] {
         (*client)->pool().Clear();
         if (service) {
           service->server().Shutdown(std::chrono::seconds(5), [&ioc] { ioc.stop(); });
@@ -440,11 +686,9 @@ int Prefetch(const config::Loaded& loaded, const PrefetchRequest& request) {
           ioc.stop();
         }
       });
-  std::vector<std::thread> pool;
-  for (unsigned i = 1; i < threads; ++i) pool.emplace_back([&ioc] { ioc.run(); });
-  ioc.run();
-  for (auto& t : pool) t.join();
   if (service) service->JoinBlocking();
+  // Suspended work refers to the service and the client: destroy it first.
+  ioc.Shutdown();
   return Report(outcomes) ? kExitOk : kExitFailure;
 }
 

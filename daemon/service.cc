@@ -40,6 +40,33 @@ tl::expected<Service::Store, Service::Failure> Service::OpenStore(const config::
   return Store{std::move(*cache_dir), std::move(*store), *hmac};
 }
 
+namespace {
+
+// Where the other nodes (a cluster prefetch) reach this node's clients'
+// endpoint: server.public_url when set; else the first listener, on the
+// cluster address's host when it listens on every address.
+std::string ClientUrl(const std::string& public_url, const std::string& cluster_listen,
+                      const std::vector<net::ip::tcp::endpoint>& endpoints) {
+  if (!public_url.empty()) {
+    std::string url = public_url;
+    while (url.ends_with('/')) url.pop_back();
+    return url;
+  }
+  if (endpoints.empty()) return {};
+  const net::ip::tcp::endpoint& ep = endpoints.front();
+  std::string host;
+  if (ep.address().is_unspecified()) {
+    std::string port;
+    if (!p2p::SplitNodeAddress(cluster_listen, host, port)) return {};
+  } else {
+    host = ep.address().to_string();
+  }
+  if (host.find(':') != std::string::npos && !host.starts_with('[')) host = "[" + host + "]";
+  return fmt::format("http://{}:{}", host, ep.port());
+}
+
+}  // namespace
+
 tl::expected<std::unique_ptr<Service>, Service::Failure> Service::Create(
     const config::Config& config, Store& store, net::io_context& ioc, unsigned threads,
     std::vector<net::io_context*> connection_loops, bool join_cluster) {
@@ -93,6 +120,8 @@ tl::expected<std::unique_ptr<Service>, Service::Failure> Service::Create(
     }
     service->cluster_server_ = std::move(*cluster_server);
     service->cluster_server_->SetRequestLogLevel(log::Level::kDebug);
+    service->cluster_->SetClientUrl(
+        ClientUrl(config.server.public_url, config.cluster.listen, service->server_->endpoints()));
   }
   return service;
 }

@@ -455,8 +455,7 @@ net::awaitable<Cluster::Located> Cluster::FindHolders(Cluster* self,
                                                     const store::Digest& digest) {
   Located out;
   const std::string hex = digest.Hex();
-  const std::vector<std::string> ranked = self->membership_->Ranked(digest);
-  const std::string& leader = ranked.front();
+  const std::string leader = self->LeaderOf(digest);
   std::vector<std::string> holders;
   std::vector<std::string> fetching;
   if (leader == self->self()) {
@@ -679,45 +678,81 @@ net::awaitable<Result<void>> WriteRun(const PieceWriter* write, std::uint64_t* o
   co_return Result<void>();
 }
 
-// Streams that fail before the blob is whole move to another source this
-// many times (a node of the tree died: go up the tree).
-constexpr int kMaxStreamSources = 4;
+// Asks of leaders and streams that fail before the blob is whole move on
+// this many times (a node of the tree died: go up the tree; the leader died:
+// the next one); then this node goes to the Hub itself.
+constexpr int kMaxLeaderAttempts = 6;
+// A leader found unreachable is passed over this long (membership drops it
+// after cluster.dead_after; this covers the nodes that have not yet).
+constexpr auto kPassOverFor = std::chrono::seconds(30);
+
+// What a sealed token is bound to: this blob, this file.
+std::string ColdFetchContext(const ColdFetch& ask) {
+  return ask.digest.Hex() + "\n" + ask.resolve_path;
+}
 
 }  // namespace
 
 net::awaitable<Result<void>> Cluster::FetchFromLeaderAs(Cluster* self, ColdFetch ask,
-                                                        std::uint64_t from, PieceWriter write) {
+                                                        Secret token, std::uint64_t from,
+                                                        PieceWriter write) {
   const std::string hex = ask.digest.Hex();
-  const std::vector<std::string> ranked = self->membership_->Ranked(ask.digest);
-  const std::string leader = ranked.front();
+  std::string leader = self->LeaderOf(ask.digest);
   if (leader == self->self() || from >= ask.size) co_return Fail(Errc::kNoHolders);
   std::uint64_t offset = from;
   const ClusterClient::ChunkSink sink = [&write, &offset,
                                          self](std::span<const std::uint8_t> bytes) {
     return WriteRun(&write, &offset, &self->leader_bytes_, bytes);
   };
+  bool streaming = false;  // a leader named a source once
   ErrorCode failure;
-  for (int attempt = 0; attempt < kMaxStreamSources; ++attempt) {
+  for (int attempt = 0; attempt < kMaxLeaderAttempts; ++attempt) {
     // 1. The leader starts the fetch (or joins its own, or has the blob),
     // answers once the Hub's answer passed its checks, and names the node
     // to stream from.
     auto reply = co_await self->client_.Call(leader, "POST", "/_cluster/v1/fetch",
                                              ColdFetchJson(ask), kLeaderFetchTimeout);
+    if (!reply) {
+      // Gone (or wedged): the next in rendezvous order leads the blob.
+      log::Warn(kModule, "leader_unreachable",
+                {{"digest", hex}, {"leader", leader}, {"error", reply.error().message()}});
+      ++self->leader_failovers_;
+      self->PassOver(leader);
+      if (ask.skip_leaders.size() < kMaxExcluded) ask.skip_leaders.push_back(leader);
+      failure = reply.error();
+      leader = self->LeaderOf(ask.digest);
+      if (leader == self->self()) {
+        // This node leads it now: its caller fetches from the Hub from the
+        // bytes it has, and the others stream from it.
+        log::Info(kModule, "leader_taken_over", {{"digest", hex}, {"offset", offset}});
+        ++self->leader_took_over_;
+        co_return Fail(streaming || offset > from ? failure : ErrorCode(Errc::kNoHolders));
+      }
+      continue;
+    }
     Result<ColdSource> source = Fail(Errc::kUnexpectedReply);
-    if (reply && reply->status == 200) source = ParseColdSource(reply->body);
+    if (reply->status == 200) source = ParseColdSource(reply->body);
     if (!source) {
+      const Json refusal = Json::parse(reply->body, nullptr, false);
+      const bool needs_token = reply->status == 403 && refusal.is_object() &&
+                               refusal.value("needs_token", false);
+      if (needs_token && !token.empty() && ask.sealed_token.empty()) {
+        // A gated or private file: the client's token, for this file only.
+        ask.sealed_token = self->key_.Seal(token, ColdFetchContext(ask));
+        continue;
+      }
       log::Warn(kModule, "leader_fetch_refused",
                 {{"digest", hex}, {"leader", leader},
-                 {"error", !reply ? reply.error().message()
-                                  : "HTTP " + std::to_string(reply->status) + " " + reply->body}});
-      if (attempt == 0) {
+                 {"error", "HTTP " + std::to_string(reply->status) + " " + reply->body}});
+      if (!streaming) {
         ++self->leader_refusals_;
         co_return Fail(Errc::kLeaderCannotFetch);
       }
-      break;  // the leader is gone too: the caller goes on from the Hub
+      break;  // the Hub takes over from the bytes this node has
     }
+    if (!streaming) ++self->leader_streams_;
+    streaming = true;
     const std::string node = source->node.empty() ? leader : source->node;
-    if (attempt == 0) ++self->leader_streams_;
     // 2. The bytes, as they arrive there.
     log::Info(kModule, "cold_stream_started",
               {{"digest", hex}, {"source", node}, {"leader", leader}, {"from", offset},
@@ -732,12 +767,36 @@ net::awaitable<Result<void>> Cluster::FetchFromLeaderAs(Cluster* self, ColdFetch
     failure = streamed.error();
     log::Warn(kModule, "cold_stream_failed",
               {{"digest", hex}, {"source", node}, {"offset", offset}, {"error", failure.message()}});
-    if (node == leader) break;  // no one above the leader: the Hub takes over
-    // Up the tree, from the bytes this node has.
-    if (ask.exclude.size() < kMaxExcluded) ask.exclude.push_back(node);
+    // A node of the tree died: the leader names one above it. The leader's
+    // own stream failed: ask it again (it resumes, or it is gone and the
+    // next leader takes over).
+    if (node != leader && ask.exclude.size() < kMaxExcluded) ask.exclude.push_back(node);
   }
   ++self->leader_streams_failed_;
   co_return Fail(failure ? failure : ErrorCode(Errc::kLeaderCannotFetch));
+}
+
+std::string Cluster::LeaderOf(const store::Digest& digest) {
+  const std::vector<std::string> ranked = membership_->Ranked(digest);
+  const auto now = std::chrono::steady_clock::now();
+  std::lock_guard lock(mu_);
+  std::erase_if(passed_over_, [now](const auto& kv) { return kv.second <= now; });
+  for (const std::string& node : ranked) {
+    if (node == self() || !passed_over_.contains(node)) return node;
+  }
+  return ranked.front();
+}
+
+void Cluster::PassOver(const std::string& node) {
+  if (node == self()) return;
+  std::lock_guard lock(mu_);
+  passed_over_[node] = std::chrono::steady_clock::now() + kPassOverFor;
+}
+
+Result<Secret> Cluster::AcceptColdFetch(const ColdFetch& ask) {
+  for (const std::string& node : ask.skip_leaders) PassOver(node);
+  if (ask.sealed_token.empty()) return Secret();
+  return key_.Open(ask.sealed_token, ColdFetchContext(ask));
 }
 
 void Cluster::PreferShare(const store::Digest& digest, const SwarmWatch& watch) {
@@ -758,6 +817,8 @@ ClusterStats Cluster::stats() const {
   out.leader_streams_done = leader_streams_done_.load();
   out.leader_streams_failed = leader_streams_failed_.load();
   out.leader_refusals = leader_refusals_.load();
+  out.leader_took_over = leader_took_over_.load();
+  out.leader_failovers = leader_failovers_.load();
   out.leader_bytes = leader_bytes_.load();
   out.requests_refused = requests_refused_.load();
   {
@@ -780,6 +841,7 @@ std::string Cluster::StatusJson() const {
                 {"self", m.self},
                 {"alive", m.alive},
                 {"torrent", m.torrent},
+                {"client", m.client},
                 {"seen_ms_ago", m.seen_ms_ago}};
     if (!m.refused.empty()) member["refused"] = m.refused;
     std::string ip, port;

@@ -77,6 +77,8 @@ struct ClusterStats {
   std::uint64_t leader_streams_done = 0;
   std::uint64_t leader_streams_failed = 0;   // cut short: the Hub took over from there
   std::uint64_t leader_refusals = 0;   // the leader could not fetch (this node used the Hub)
+  std::uint64_t leader_took_over = 0;  // the leaders before it were gone: this node fetched
+  std::uint64_t leader_failovers = 0;  // leaders found unreachable and passed over
   std::uint64_t leader_bytes = 0;      // bytes streamed from leaders
   std::uint64_t requests_refused = 0;  // cluster requests without a valid signature
   std::uint64_t torrents = 0;          // blobs with a .torrent, announceable
@@ -131,20 +133,34 @@ class Cluster final : public store::BlobObserver {
   // The cold start (DESIGN.md "Cold start"): no node holds the blob. Asks its
   // leader to fetch it from the Hub (once for the cluster, however many nodes
   // ask), then streams it from the leader while it arrives, from byte `from`
-  // on, handing each run of bytes to `write` in order. Errors:
-  // Errc::kNoHolders when this node is the leader (it fetches from the Hub
-  // itself), Errc::kLeaderCannotFetch when the leader did not start the
-  // fetch (nothing written either way); the stream's error after a partial
-  // transfer (the caller goes on from the bytes it has).
-  net::awaitable<Result<void>> FetchFromLeader(ColdFetch ask, std::uint64_t from,
+  // on, handing each run of bytes to `write` in order. `token` is the
+  // requesting client's: it goes to the leader, sealed for this file only,
+  // when the Hub refused the leader's own request (a gated or private file).
+  //
+  // A leader that cannot be reached is passed over for the next in
+  // rendezvous order, and the nodes asked after are told to pass it over
+  // too; when that is this node, it leads: it returns and its caller fetches
+  // from the Hub from the bytes it has, while the others stream from it.
+  // Errors: Errc::kNoHolders when this node is the leader (nothing written),
+  // Errc::kLeaderCannotFetch when the leader did not start the fetch; the
+  // stream's error after a partial transfer or once the attempts ran out
+  // (the caller goes on from the Hub from the bytes it has).
+  net::awaitable<Result<void>> FetchFromLeader(ColdFetch ask, Secret token, std::uint64_t from,
                                                PieceWriter write) {
-    return FetchFromLeaderAs(this, std::move(ask), from, std::move(write));
+    return FetchFromLeaderAs(this, std::move(ask), std::move(token), from, std::move(write));
   }
+  // The leader side of a cold fetch: passes over the leaders the asker could
+  // not reach (never this node), and opens the client's token the asker
+  // sealed. Errors: core::Errc::kInvalidArgument when the token does not open
+  // (another key, another file, altered).
+  Result<Secret> AcceptColdFetch(const ColdFetch& ask);
 
   ClusterStats stats() const;
   // The status document (members, traffic, swarms), as GET /_cluster/v1/status.
   std::string StatusJson() const;
   const std::string& self() const { return options_.listen; }
+  // This node's HTTP endpoint for clients, told to the other members.
+  void SetClientUrl(std::string url) { membership_->SetClientUrl(std::move(url)); }
   std::uint16_t torrent_port() const { return swarm_->port(); }
   bool has_others() const { return !membership_->LiveOthers().empty(); }
 
@@ -172,8 +188,12 @@ class Cluster final : public store::BlobObserver {
                                               std::uint64_t size, PieceWriter write);
   net::awaitable<Result<void>> FetchBody(const store::Digest& digest, std::uint64_t size,
                                          PieceWriter& write);
-  static net::awaitable<Result<void>> FetchFromLeaderAs(Cluster* self, ColdFetch ask,
+  static net::awaitable<Result<void>> FetchFromLeaderAs(Cluster* self, ColdFetch ask, Secret token,
                                                         std::uint64_t from, PieceWriter write);
+  // The first live member in rendezvous order that no node found
+  // unreachable lately.
+  std::string LeaderOf(const store::Digest& digest);
+  void PassOver(const std::string& node);
   struct SwarmWatch {
     std::atomic<bool> done{false};
     std::string torrent;
@@ -230,6 +250,11 @@ class Cluster final : public store::BlobObserver {
     std::chrono::steady_clock::time_point started;
   };
   std::map<std::string, StreamTree> trees_;  // GUARDED_BY(mu_)
+  // Leaders found unreachable (by this node or an asker), until when they
+  // are passed over (membership takes a while to see them dead).
+  std::map<std::string, std::chrono::steady_clock::time_point> passed_over_;  // GUARDED_BY(mu_)
+  std::atomic<std::uint64_t> leader_took_over_{0};
+  std::atomic<std::uint64_t> leader_failovers_{0};
   std::atomic<std::uint64_t> leader_streams_{0};
   std::atomic<std::uint64_t> leader_streams_done_{0};
   std::atomic<std::uint64_t> leader_streams_failed_{0};

@@ -2,8 +2,10 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 
 #include <charconv>
+#include <memory>
 #include <fstream>
 #include <sstream>
 
@@ -32,6 +34,33 @@ std::string Sha256Hex(std::string_view data) {
   Check(EVP_Digest(data.data(), data.size(), digest, &size, EVP_sha256(), nullptr) == 1,
         "SHA-256 failed");
   return Hex(digest, size);
+}
+
+bool FromHex(std::string_view hex, std::string& out) {
+  if (hex.size() % 2 != 0) return false;
+  out.clear();
+  out.reserve(hex.size() / 2);
+  auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+  };
+  for (std::size_t i = 0; i < hex.size(); i += 2) {
+    const int hi = nibble(hex[i]);
+    const int lo = nibble(hex[i + 1]);
+    if (hi < 0 || lo < 0) return false;
+    out += static_cast<char>(hi << 4 | lo);
+  }
+  return true;
+}
+
+constexpr std::size_t kNonceBytes = 12;
+constexpr std::size_t kTagBytes = 16;
+
+using CipherContext = std::unique_ptr<EVP_CIPHER_CTX, decltype(&EVP_CIPHER_CTX_free)>;
+
+const unsigned char* Bytes(std::string_view s) {
+  return reinterpret_cast<const unsigned char*>(s.data());
 }
 
 bool ConstantTimeEqual(std::string_view a, std::string_view b) {
@@ -69,6 +98,49 @@ Result<ClusterKey> ClusterKey::FromFile(const std::filesystem::path& path) {
 ClusterKey::ClusterKey(Secret secret) : secret_(std::move(secret)) {
   Check(secret_.Reveal().size() >= kMinSecretBytes, "cluster secret too short");
   passkey_ = Mac("hubcache-tracker-passkey-v1").substr(0, 32);
+  Check(FromHex(Mac("hubcache-token-seal-v1"), seal_key_) && seal_key_.size() == 32,
+        "seal key derivation failed");
+}
+
+std::string ClusterKey::Seal(const Secret& value, std::string_view context) const {
+  const std::string& plain = value.Reveal();
+  std::string out(kNonceBytes + plain.size() + kTagBytes, '\0');
+  auto* bytes = reinterpret_cast<unsigned char*>(out.data());
+  Check(RAND_bytes(bytes, kNonceBytes) == 1, "no random bytes for a nonce");
+  CipherContext ctx(EVP_CIPHER_CTX_new(), &EVP_CIPHER_CTX_free);
+  int len = 0;
+  Check(ctx && EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, Bytes(seal_key_), bytes) == 1 &&
+            EVP_EncryptUpdate(ctx.get(), nullptr, &len, Bytes(context),
+                              static_cast<int>(context.size())) == 1 &&
+            EVP_EncryptUpdate(ctx.get(), bytes + kNonceBytes, &len, Bytes(plain),
+                              static_cast<int>(plain.size())) == 1 &&
+            EVP_EncryptFinal_ex(ctx.get(), bytes + kNonceBytes + len, &len) == 1 &&
+            EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, kTagBytes,
+                                bytes + kNonceBytes + plain.size()) == 1,
+        "AES-256-GCM failed");
+  return Hex(bytes, out.size());
+}
+
+Result<Secret> ClusterKey::Open(std::string_view sealed, std::string_view context) const {
+  std::string raw;
+  if (!FromHex(sealed, raw) || raw.size() < kNonceBytes + kTagBytes) {
+    return Fail(core::Errc::kInvalidArgument);
+  }
+  const auto* bytes = Bytes(raw);
+  const std::size_t size = raw.size() - kNonceBytes - kTagBytes;
+  std::string plain(size, '\0');
+  auto* out = reinterpret_cast<unsigned char*>(plain.data());
+  std::string tag = raw.substr(kNonceBytes + size);
+  CipherContext ctx(EVP_CIPHER_CTX_new(), &EVP_CIPHER_CTX_free);
+  int len = 0;
+  const bool ok =
+      ctx && EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, Bytes(seal_key_), bytes) == 1 &&
+      EVP_DecryptUpdate(ctx.get(), nullptr, &len, Bytes(context), static_cast<int>(context.size())) == 1 &&
+      EVP_DecryptUpdate(ctx.get(), out, &len, bytes + kNonceBytes, static_cast<int>(size)) == 1 &&
+      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, kTagBytes, tag.data()) == 1 &&
+      EVP_DecryptFinal_ex(ctx.get(), out + len, &len) == 1;
+  if (!ok) return Fail(core::Errc::kInvalidArgument);
+  return Secret(std::move(plain));
 }
 
 std::string ClusterKey::Mac(std::string_view message) const {

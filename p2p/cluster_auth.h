@@ -17,6 +17,9 @@
 // as private trackers do. Neither the secret nor anything that reveals it is
 // ever logged.
 //
+// A user's token that must reach another node (a leader fetching a gated
+// file for a follower's client) travels sealed: see Seal.
+//
 // Thread safety: immutable after construction; every method is thread-safe.
 // No Asio here: the request parser can be fuzzed without it.
 #pragma once
@@ -71,6 +74,16 @@ class ClusterKey {
                      const SignedHeaders& headers, std::int64_t now_unix_seconds,
                      std::chrono::seconds max_skew) const;
 
+  // Seals `value` (a user's token) for one use named by `context` (the
+  // file it may fetch): AES-256-GCM under a key derived from the secret,
+  // `context` authenticated alongside, a fresh random nonce. Returns hex of
+  // nonce ‖ ciphertext ‖ tag. Only a node with the secret can open it, and
+  // only for the same context.
+  std::string Seal(const Secret& value, std::string_view context) const;
+  // Errors: core::Errc::kInvalidArgument when `sealed` is not hex of a
+  // sealed value, or was sealed under another key or context, or altered.
+  Result<Secret> Open(std::string_view sealed, std::string_view context) const;
+
   // The tracker passkey: 32 hex characters, the same on every node.
   const std::string& passkey() const { return passkey_; }
   // True when `candidate` is the passkey (constant time).
@@ -81,6 +94,7 @@ class ClusterKey {
 
   Secret secret_;
   std::string passkey_;
+  std::string seal_key_;  // raw 32 bytes, derived from the secret
 };
 
 }  // namespace hubcache::p2p

@@ -41,11 +41,25 @@ bool SafeNode(std::string_view node) {
   return true;
 }
 
+// An optional array of node addresses, at most kMaxExcluded.
+bool ParseNodes(const Json& json, const char* key, std::vector<std::string>& out) {
+  auto it = json.find(key);
+  if (it == json.end()) return true;
+  if (!it->is_array() || it->size() > kMaxExcluded) return false;
+  for (const Json& node : *it) {
+    if (!node.is_string() || !SafeNode(node.get_ref<const std::string&>())) return false;
+    out.push_back(node.get<std::string>());
+  }
+  return true;
+}
+
 }  // namespace
 
 std::string ColdFetchJson(const ColdFetch& fetch) {
   Json json{{"digest", fetch.digest.Hex()}, {"size", fetch.size}, {"path", fetch.resolve_path}};
   if (!fetch.exclude.empty()) json["exclude"] = fetch.exclude;
+  if (!fetch.skip_leaders.empty()) json["skip_leaders"] = fetch.skip_leaders;
+  if (!fetch.sealed_token.empty()) json["token"] = fetch.sealed_token;
   return json.dump();
 }
 
@@ -84,17 +98,24 @@ Result<ColdFetch> ParseColdFetch(std::string_view body) {
   if (size == 0 || size > kMaxSize) return Fail(core::Errc::kInvalidArgument);
   std::string path = path_it->get<std::string>();
   if (!SafePath(path)) return Fail(core::Errc::kInvalidArgument);
-  ColdFetch out{.digest = *digest, .size = size, .resolve_path = std::move(path), .exclude = {}};
-  if (auto exclude = json.find("exclude"); exclude != json.end()) {
-    if (!exclude->is_array() || exclude->size() > kMaxExcluded) {
+  ColdFetch out{.digest = *digest,
+                .size = size,
+                .resolve_path = std::move(path),
+                .exclude = {},
+                .skip_leaders = {},
+                .sealed_token = {}};
+  if (!ParseNodes(json, "exclude", out.exclude) ||
+      !ParseNodes(json, "skip_leaders", out.skip_leaders)) {
+    return Fail(core::Errc::kInvalidArgument);
+  }
+  if (auto token = json.find("token"); token != json.end()) {
+    if (!token->is_string()) return Fail(core::Errc::kInvalidArgument);
+    const std::string& hex = token->get_ref<const std::string&>();
+    if (hex.empty() || hex.size() > kMaxSealedToken || hex.size() % 2 != 0 ||
+        hex.find_first_not_of("0123456789abcdef") != std::string::npos) {
       return Fail(core::Errc::kInvalidArgument);
     }
-    for (const Json& node : *exclude) {
-      if (!node.is_string() || !SafeNode(node.get<std::string>())) {
-        return Fail(core::Errc::kInvalidArgument);
-      }
-      out.exclude.push_back(node.get<std::string>());
-    }
+    out.sealed_token = hex;
   }
   return out;
 }

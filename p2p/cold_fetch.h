@@ -29,7 +29,18 @@ struct ColdFetch {
   // Nodes the asker could not stream from (it died or stopped mid-way):
   // the leader names another source. At most kMaxExcluded.
   std::vector<std::string> exclude;
+  // Leaders the asker could not reach: the receiver leads the blob in their
+  // place (the next in rendezvous order) and skips them too. At most
+  // kMaxExcluded.
+  std::vector<std::string> skip_leaders;
+  // For a gated or private file: the requesting client's token, sealed with
+  // the cluster key for this digest and path only (ClusterKey::Seal), so the
+  // leader can re-check it with the Hub and fetch on its behalf. Empty for
+  // public files. Hex, at most kMaxSealedToken characters.
+  std::string sealed_token;
 };
+
+inline constexpr std::size_t kMaxSealedToken = 2048;
 
 inline constexpr std::size_t kMaxExcluded = 16;
 

@@ -25,6 +25,14 @@ std::optional<net::ip::tcp::endpoint> ParseEndpoint(const std::string& text) {
   return net::ip::tcp::endpoint(address, static_cast<std::uint16_t>(std::stoi(port)));
 }
 
+bool IsClientUrl(std::string_view url) {
+  if (url.size() > 300 || !(url.starts_with("http://") || url.starts_with("https://"))) return false;
+  for (char c : url) {
+    if (c <= 0x20 || c >= 0x7f) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 Membership::Membership(net::any_io_executor executor, const ClusterOptions& options,
@@ -47,8 +55,15 @@ void Membership::Start() {
 
 void Membership::Stop() { stopped_ = true; }
 
+void Membership::SetClientUrl(std::string url) {
+  std::lock_guard lock(mu_);
+  self_client_ = std::move(url);
+}
+
 std::string Membership::HealthBody() const {
-  return nlohmann::json{{"node", self_}, {"torrent", self_torrent_}}.dump();
+  std::lock_guard lock(mu_);
+  return nlohmann::json{{"node", self_}, {"torrent", self_torrent_}, {"client", self_client_}}
+      .dump();
 }
 
 net::awaitable<void> Membership::HealthLoop() {
@@ -77,6 +92,7 @@ net::awaitable<void> Membership::Check(Membership* self, std::string address) {
   auto reply = co_await self->client_.Call(address, "GET", "/_cluster/v1/health", std::string(),
                                      self->options_.dead_after);
   std::string torrent;
+  std::string client;
   std::string refused;
   bool ok = false;
   if (reply && reply->status == 200) {
@@ -86,6 +102,9 @@ net::awaitable<void> Membership::Check(Membership* self, std::string address) {
         ParseEndpoint(body["torrent"].get<std::string>())) {
       torrent = body["torrent"].get<std::string>();
       ok = true;
+      // Older nodes send none; anything but a plain http(s) URL is ignored.
+      const std::string url = body.value("client", std::string());
+      if (IsClientUrl(url)) client = url;
     } else {
       refused = "its health answer is not a hubcache node's (wrong address in cluster.peers?)";
     }
@@ -104,6 +123,7 @@ net::awaitable<void> Membership::Check(Membership* self, std::string address) {
     if (ok) {
       member.last_ok = SteadyClock::now();
       member.torrent = torrent;
+      member.client = client;
       if (!member.ever_ok || !member.alive) changed = true;
       member.ever_ok = true;
       member.alive = true;
@@ -296,15 +316,17 @@ std::string Membership::AddressOfIp(const std::string& ip) const {
 std::vector<MemberView> Membership::Snapshot() const {
   const auto now = SteadyClock::now();
   std::vector<MemberView> out;
-  out.push_back(MemberView{.address = self_, .self = true, .alive = true,
-                           .torrent = self_torrent_, .seen_ms_ago = 0, .refused = {}});
   std::lock_guard lock(mu_);
+  out.push_back(MemberView{.address = self_, .self = true, .alive = true,
+                           .torrent = self_torrent_, .client = self_client_, .seen_ms_ago = 0,
+                           .refused = {}});
   for (const auto& [address, member] : members_) {
     out.push_back(MemberView{
         .address = address,
         .self = false,
         .alive = member.alive,
         .torrent = member.torrent,
+        .client = member.client,
         .seen_ms_ago = member.ever_ok
                            ? std::chrono::duration_cast<std::chrono::milliseconds>(now - member.last_ok)
                                  .count()

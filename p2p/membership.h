@@ -49,6 +49,7 @@ struct MemberView {
   bool self = false;
   bool alive = false;
   std::string torrent;      // its BitTorrent listener, ip:port ("" until known)
+  std::string client;       // its HTTP endpoint for clients ("" until known)
   std::int64_t seen_ms_ago = -1;  // -1: never answered
   std::string refused;      // why it refused our requests, if it does
 };
@@ -67,6 +68,10 @@ class Membership {
   void Stop();
 
   const std::string& self() const { return self_; }
+  // This node's HTTP endpoint for clients (http://host:port), reported to
+  // the others in the health answer (a cluster prefetch asks each node
+  // there). Set once the client listener is bound.
+  void SetClientUrl(std::string url);
   // Live members, this node included, in rendezvous order for `digest`.
   std::vector<std::string> Ranked(const store::Digest& digest) const;
   // Live members other than this node.
@@ -80,7 +85,7 @@ class Membership {
   std::uint64_t generation() const { return generation_.load(); }
   std::vector<MemberView> Snapshot() const;
 
-  // The health answer: {"node": self, "torrent": "ip:port"}.
+  // The health answer: {"node": self, "torrent": "ip:port", "client": url}.
   std::string HealthBody() const;
 
  private:
@@ -90,6 +95,7 @@ class Membership {
     bool alive = false;
     bool checking = false;
     std::string torrent;
+    std::string client;
     std::chrono::steady_clock::time_point last_ok{};
     bool ever_ok = false;
     std::string refused;
@@ -112,6 +118,7 @@ class Membership {
 
   mutable std::mutex mu_;
   std::map<std::string, Member> members_;  // GUARDED_BY(mu_), this node excluded
+  std::string self_client_;                // GUARDED_BY(mu_)
 };
 
 }  // namespace hubcache::p2p

@@ -23,6 +23,7 @@ class ProxyCategory final : public boost::system::error_category {
       case Errc::kSourceUnavailable: return "no source could supply the blob";
       case Errc::kOffline: return "offline, and the answer is not cached";
       case Errc::kDownloadUnreadable: return "the download in progress cannot be read";
+      case Errc::kAccessRefused: return "the Hub refused access to the file";
     }
     return "unknown proxy error";
   }

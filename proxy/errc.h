@@ -20,6 +20,7 @@ enum class Errc {
   kSourceUnavailable,     // a blob source does not have the blob (the next one is asked)
   kOffline,               // offline (or the Hub unreachable) and the answer is not cached
   kDownloadUnreadable,    // a download in progress could not be opened for reading
+  kAccessRefused,         // the Hub refused the request's token (401/403) for the file
 };
 
 const boost::system::error_category& Category();

@@ -219,7 +219,12 @@ net::awaitable<FileAnswer> FileResolver::Resolve(FileRef ref, Secret token,
     answer.file = {.exists = true, .lfs = resolved->lfs, .digest = *digest,
                    .size = resolved->size};
     answer.download_url = resolved->download_url;
-    answer.resolve_url = url;
+    // Asked again (an expired download URL, a peer leading the fetch) at the
+    // commit, not the branch: a branch that moves meanwhile cannot change
+    // what these bytes are.
+    FileRef at_commit = ref;
+    at_commit.revision = answer.commit;
+    answer.resolve_url = ResolveUrl(at_commit);
     auto written = co_await core::Offload(blocking_, [&]() -> Result<void> {
       if (ref.revision != answer.commit) {
         auto put = index_.PutRef(ref.repo, ref.revision,

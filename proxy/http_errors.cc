@@ -9,6 +9,7 @@ namespace hubcache::proxy {
 
 unsigned HttpStatusFor(const ErrorCode& ec) {
   if (ec == boost::beast::error::timeout || ec == boost::system::errc::timed_out) return 504;
+  if (ec == Errc::kAccessRefused) return 403;
   if (ec == Errc::kOffline || ec == Errc::kSourceUnavailable || ec == Errc::kDownloadUnreadable ||
       ec == core::Errc::kUnavailable) {
     return 503;

@@ -24,6 +24,7 @@ class SinkAdapter final : public ChunkSink {
 net::awaitable<Result<std::string>> Reresolve(HubClient& client, const BlobRequest& request) {
   auto again = co_await ResolveFile(client, request.resolve_url, request.token);
   if (!again) co_return Fail(again.error());
+  if (again->status == 401 || again->status == 403) co_return Fail(Errc::kAccessRefused);
   if (again->status != 200 || again->etag != request.digest.Hex() ||
       again->size != request.size) {
     co_return Fail(Errc::kResumeFailed);

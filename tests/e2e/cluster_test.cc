@@ -19,6 +19,7 @@
 #include "p2p/membership.h"
 #include "store/digest.h"
 #include "tests/e2e/hubcache_fixture.h"
+#include "tests/fakehub/content.h"
 #include "tests/e2e/stream_client.h"
 #include "tests/support/files.h"
 
@@ -221,6 +222,35 @@ class ClusterTest : public HubcacheTest {
     return clients;
   }
 
+  // A request to `node`'s cluster port, signed as node `from` would.
+  std::optional<HttpResponse> SignedRequest(const Node& node, const std::string& method,
+                                            const std::string& target, const std::string& body,
+                                            const std::string& from = "127.0.0.9:1") {
+    const p2p::ClusterKey key{Secret(std::string(kSecret))};
+    const auto now = std::chrono::duration_cast<seconds>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
+    const p2p::SignedHeaders auth = key.Sign(method, target, body, from, now);
+    return HttpRequest(node.ip, node.cluster_port, method, target,
+                       {{"X-Hubcache-Node", auth.node},
+                        {"X-Hubcache-Time", auth.time},
+                        {"X-Hubcache-Signature", auth.signature}},
+                       body);
+  }
+
+  // `hubcache prefetch args...` with `node`'s configuration.
+  RunResult PrefetchOn(const Node& node, std::vector<std::string> args) {
+    std::string peers;
+    for (const std::string& p : Peers()) peers += (peers.empty() ? "" : ",") + p;
+    args.insert(args.begin(), {HUBCACHE_BINARY, "prefetch"});
+    args.insert(args.end(), {"--cache-dir", node.cache_dir.string(),
+                             "--upstream", hub().url(),
+                             "--set", "cluster.listen=" + node.cluster_address(),
+                             "--set", "cluster.secret_file=" + (root_ / "secret").string(),
+                             "--set", "cluster.peers=" + peers});
+    return testing::Run(args, {}, std::chrono::minutes(3));
+  }
+
   fs::path BlobFile(const Node& node, const std::string& sha) {
     return node.cache_dir / "blobs" / "sha256" / sha.substr(0, 2) / sha;
   }
@@ -302,7 +332,10 @@ TEST_F(ClusterTest, AColdBlobAskedOfEveryNodeAtOnceComesFromTheHubOnce) {
   }
   // One copy from the Hub for the whole cluster.
   EXPECT_EQ(hub().BodyBytesSent(sha), size);
-  EXPECT_EQ(results[0].Header("x-cache"), "MISS");
+  // The leader's client started its fetch, or joined the one a follower's
+  // ask started a moment before.
+  const std::string leader_cache = results[0].Header("x-cache");
+  EXPECT_TRUE(leader_cache == "MISS" || leader_cache == "COALESCED") << leader_cache;
   for (std::size_t i = 1; i < nodes_.size(); ++i) {
     EXPECT_EQ(results[i].Header("x-cache"), "PEER") << nodes_[i].process->err();
     // Streamed while the leader downloads: the head (sent with the first
@@ -395,7 +428,7 @@ TEST_F(ClusterTest, AColdFetchThatTheHubCutsResumesAndStillCostsOneCopy) {
   EXPECT_EQ(GetFrom(nodes_[0], kBigPath).Header("x-cache"), "HIT");
 }
 
-TEST_F(ClusterTest, ALeaderKilledMidFetchLeavesEachNodeToFinishFromTheHubFromItsOwnBytes) {
+TEST_F(ClusterTest, ALeaderKilledMidFetchIsTakenOverByTheNextWhileTheOtherStreamsFromIt) {
   for (Node& node : nodes_) Start(node);
   WaitForMembers({&nodes_[0], &nodes_[1], &nodes_[2]});
   const std::string sha = Sha("org/big", "model.safetensors");
@@ -415,40 +448,194 @@ TEST_F(ClusterTest, ALeaderKilledMidFetchLeavesEachNodeToFinishFromTheHubFromIts
   for (auto& client : clients) client.join();
   nodes_[0].process->Wait(seconds(10));
   nodes_[0].process.reset();
-  std::uint64_t streamed = 0;
+  // The next in rendezvous order leads the blob now.
+  const auto digest = store::Digest::Parse(store::DigestKind::kSha256, sha);
+  ASSERT_TRUE(digest);
+  const bool first_next = p2p::RendezvousScore(*digest, nodes_[1].cluster_address()) >
+                          p2p::RendezvousScore(*digest, nodes_[2].cluster_address());
+  Node& next = first_next ? nodes_[1] : nodes_[2];
+  Node& other = first_next ? nodes_[2] : nodes_[1];
   for (std::size_t i = 0; i < results.size(); ++i) {
     Node& node = nodes_[i + 1];
     EXPECT_EQ(results[i].status, 200) << node.process->err();
     EXPECT_TRUE(results[i].complete);
     EXPECT_EQ(results[i].sha256, sha);
-    // The stream from the leader failed, and was counted; the Hub took over.
-    EXPECT_EQ(Metric(node, "hubcache_cluster_leader_streams_total{result=\"failed\"}"), 1);
-    streamed += static_cast<std::uint64_t>(Metric(node, "hubcache_cluster_leader_bytes_total"));
+    EXPECT_EQ(results[i].Header("x-cache"), "PEER");
+    EXPECT_GE(Metric(node, "hubcache_cluster_leader_failovers_total"), 1) << node.process->err();
     EXPECT_EQ(GetFrom(node, kBigPath).Header("x-cache"), "HIT");
   }
-  // Each follower fetched from the Hub only what it had not streamed: at
-  // most the leader's partial copy plus the two remainders.
-  EXPECT_LE(hub().BodyBytesSent(sha), size + 2 * size - streamed);
+  DrainAll();
+  // The next leader fetched from the Hub only what it had not streamed; the
+  // other node streamed the rest from it and never asked the Hub.
+  EXPECT_EQ(Metric(next, "hubcache_cluster_leader_streams_total{result=\"took_over\"}"), 1)
+      << next.process->err();
+  const double next_streamed = Metric(next, "hubcache_cluster_leader_bytes_total");
+  EXPECT_LE(Metric(next, "hubcache_source_bytes_total{source=\"hub\"}"),
+            static_cast<double>(size) - next_streamed);
+  EXPECT_EQ(Metric(other, "hubcache_cluster_leader_streams_total{result=\"ok\"}"), 1)
+      << other.process->err();
+  EXPECT_LE(Metric(other, "hubcache_source_bytes_total{source=\"hub\"}"), 0) << other.process->err();
+  EXPECT_EQ(Metric(other, "hubcache_cluster_leader_bytes_total"), static_cast<double>(size));
+  EXPECT_NE(other.process->err().find("cold_stream_started digest=" + sha + " source=" +
+                                      next.cluster_address()),
+            std::string::npos)
+      << other.process->err();
+  // The Hub sent one copy, plus what the dead leader had in flight beyond
+  // what it had passed on (its parallel ranges: at most 8 of 8 MiB).
+  EXPECT_LE(hub().BodyBytesSent(sha), size + (64u << 20));
 }
 
-TEST_F(ClusterTest, ALeaderThatCannotFetchLeavesEachNodeToTheHub) {
+TEST_F(ClusterTest, AGatedColdFileComesThroughTheLeaderWithTheClientsTokenSealedForIt) {
   for (Node& node : nodes_) Start(node);
   WaitForMembers({&nodes_[0], &nodes_[1], &nodes_[2]});
-  // A gated file: the leader's own request, which carries no user token, is
-  // refused by the Hub, so the node with an approved client goes to the Hub
-  // itself; no token ever reaches another node.
+  // A gated file: the Hub refuses the leader's own request, which carries no
+  // user token; the asking node then sends its client's token, sealed with
+  // the cluster key for this file, and the leader fetches with it.
   const std::string target = "/org/gated/resolve/main/model.safetensors";
   const std::string sha = Sha("org/gated", "model.safetensors");
+  const std::uint64_t size = hub().FileSize("model", "org/gated", "main", "model.safetensors");
   const int lead = LeaderIndex(sha);
-  const int asker = lead == 0 ? 1 : 0;
+  const int asker = (lead + 1) % 3;
+  const int third = (lead + 2) % 3;
+  hub().ClearLog();
   auto approved = GetFrom(nodes_[asker], target, {{"Authorization", "Bearer hf_approved"}});
   EXPECT_EQ(approved.status, 200);
-  EXPECT_EQ(approved.Header("x-cache"), "MISS");
-  EXPECT_EQ(Metric(nodes_[asker], "hubcache_cluster_leader_streams_total{result=\"refused\"}"),
-            1);
-  EXPECT_FALSE(fs::exists(BlobFile(nodes_[lead], sha)));
-  Drain(nodes_[lead]);
-  EXPECT_EQ(nodes_[lead].process->err().find("hf_approved"), std::string::npos);
+  EXPECT_EQ(approved.Header("x-cache"), "PEER") << nodes_[asker].process->err();
+  EXPECT_EQ(fakehub::Sha256Hex(approved.body), sha);
+  EXPECT_EQ(Metric(nodes_[asker], "hubcache_cluster_leader_streams_total{result=\"ok\"}"), 1);
+  EXPECT_EQ(hub().BodyBytesSent(sha), size);
+  EXPECT_TRUE(fs::exists(BlobFile(nodes_[lead], sha)));
+  // A client the Hub refuses gets the Hub's refusal on any node, not bytes.
+  auto refused = GetFrom(nodes_[third], target, {{"Authorization", "Bearer hf_owner"}});
+  EXPECT_EQ(refused.status, 403);
+  EXPECT_EQ(refused.body.find(approved.body.substr(0, 64)), std::string::npos);
+  EXPECT_EQ(GetFrom(nodes_[third], target).status, 401);
+  // The token is in no node's log and in no file of any cache.
+  DrainAll();
+  for (Node& node : nodes_) {
+    EXPECT_EQ(node.process->err().find("hf_approved"), std::string::npos) << node.ip;
+    for (const auto& entry : fs::recursive_directory_iterator(node.cache_dir)) {
+      if (!entry.is_regular_file()) continue;
+      EXPECT_EQ(ReadFile(entry.path()).find("hf_approved"), std::string::npos) << entry.path();
+    }
+  }
+}
+
+TEST_F(ClusterTest, ALeaderReChecksASealedTokenWithTheHubBeforeFetchingWithIt) {
+  for (Node& node : nodes_) Start(node);
+  WaitForMembers({&nodes_[0], &nodes_[1], &nodes_[2]});
+  const std::string path = "/org/gated/resolve/main/model.safetensors";
+  const std::string sha = Sha("org/gated", "model.safetensors");
+  const std::uint64_t size = hub().FileSize("model", "org/gated", "main", "model.safetensors");
+  Node& leader = nodes_[LeaderIndex(sha)];
+  const p2p::ClusterKey key{Secret(std::string(kSecret))};
+  auto ask = [&](const std::string& sealed, const std::string& sealed_for) {
+    std::string body = R"({"digest":")" + sha + R"(","size":)" + std::to_string(size) +
+                       R"(,"path":")" + path + "\"";
+    if (!sealed.empty()) {
+      body += R"(,"token":")" + key.Seal(Secret(sealed), sha + "\n" + sealed_for) + "\"";
+    }
+    return SignedRequest(leader, "POST", "/_cluster/v1/fetch", body + "}");
+  };
+  hub().ClearLog();
+  // No token: the Hub refuses the leader, which says a token is needed.
+  auto anonymous = ask("", "");
+  ASSERT_TRUE(anonymous);
+  EXPECT_EQ(anonymous->status, 403) << anonymous->body;
+  EXPECT_NE(anonymous->body.find("\"needs_token\":true"), std::string::npos);
+  // A token the Hub refuses: the Hub's refusal again, and no bytes fetched.
+  auto refused = ask("hf_owner", path);
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->status, 403) << refused->body;
+  EXPECT_EQ(hub().BodyBytesSent(sha), 0u);
+  // A token sealed for another file does not open: refused before the Hub.
+  const std::size_t asked = hub().RequestCount("org/gated");
+  auto elsewhere = ask("hf_approved", "/org/gated/resolve/main/config.json");
+  ASSERT_TRUE(elsewhere);
+  EXPECT_EQ(elsewhere->status, 400) << elsewhere->body;
+  EXPECT_EQ(hub().RequestCount("org/gated"), asked);
+  // An approved token: the leader's request carried it, and it fetches.
+  auto approved = ask("hf_approved", path);
+  ASSERT_TRUE(approved);
+  EXPECT_EQ(approved->status, 200) << approved->body;
+  bool authorized_resolve = false;
+  for (const auto& entry : hub().Log()) {
+    if (entry.method == "HEAD" && entry.target == path && entry.status < 400) {
+      authorized_resolve = entry.had_authorization;
+    }
+  }
+  EXPECT_TRUE(authorized_resolve);
+  EXPECT_TRUE(WaitFor([&] { return fs::exists(BlobFile(leader, sha)); }));
+  EXPECT_EQ(hub().BodyBytesSent(sha), size);
+}
+
+TEST_F(ClusterTest, APrefetchWithClusterLeavesTheRepoOnEveryNodeWithOneCopyFromTheHub) {
+  for (Node& node : nodes_) Start(node);
+  WaitForMembers({&nodes_[0], &nodes_[1], &nodes_[2]});
+  const std::string sha = Sha("org/big", "model.safetensors");
+  const std::uint64_t size = hub().FileSize("model", "org/big", "main", "model.safetensors");
+  hub().SetBandwidth(0, 100'000'000);
+  hub().ClearLog();
+  // Run on any node, with that node's configuration.
+  const RunResult run = PrefetchOn(nodes_[1], {"org/big", "--cluster"});
+  EXPECT_EQ(run.exit_code, 0) << run.out << run.err;
+  for (Node& node : nodes_) {
+    EXPECT_NE(run.out.find("  " + node.cluster_address() + ": holds all 2 files"), std::string::npos)
+        << run.out;
+    EXPECT_TRUE(fs::exists(BlobFile(node, sha))) << node.ip;
+    // Served from each node's own cache, metadata and bytes.
+    auto head = HttpRequest(node.ip, node.port, "HEAD", kBigPath, {}, "");
+    ASSERT_TRUE(head);
+    EXPECT_EQ(head->Header("x-cache"), "HIT") << node.ip;
+    EXPECT_EQ(GetFrom(node, "/org/big/resolve/main/config.json").Header("x-cache"), "HIT") << node.ip;
+  }
+  // One copy from the Hub for the whole cluster, and the summary says so.
+  EXPECT_EQ(hub().BodyBytesSent(sha), size);
+  EXPECT_NE(run.out.find("from the Hub: 256.0 MiB in all"), std::string::npos) << run.out;
+  // Again: everything is there already.
+  const RunResult again = PrefetchOn(nodes_[0], {"org/big", "--cluster"});
+  EXPECT_EQ(again.exit_code, 0) << again.out << again.err;
+  EXPECT_NE(again.out.find("(0 fetched, 2 already cached)"), std::string::npos) << again.out;
+  EXPECT_EQ(hub().BodyBytesSent(sha), size);
+}
+
+TEST_F(ClusterTest, APrefetchWithReplicasPutsEachFileOnItsFirstNodesAndNamesTheNodesThatAreDown) {
+  for (Node& node : nodes_) Start(node);
+  WaitForMembers({&nodes_[0], &nodes_[1], &nodes_[2]});
+  const std::string sha = Sha("org/big", "model.safetensors");
+  const auto digest = store::Digest::Parse(store::DigestKind::kSha256, sha);
+  ASSERT_TRUE(digest);
+  // The blob goes to the two nodes first in its rendezvous order.
+  std::vector<Node*> ranked = {&nodes_[0], &nodes_[1], &nodes_[2]};
+  std::sort(ranked.begin(), ranked.end(), [&](Node* a, Node* b) {
+    return p2p::RendezvousScore(*digest, a->cluster_address()) >
+           p2p::RendezvousScore(*digest, b->cluster_address());
+  });
+  const RunResult run = PrefetchOn(*ranked[2], {"org/big", "--replicas", "2"});
+  EXPECT_EQ(run.exit_code, 0) << run.out << run.err;
+  EXPECT_TRUE(fs::exists(BlobFile(*ranked[0], sha)));
+  EXPECT_TRUE(fs::exists(BlobFile(*ranked[1], sha)));
+  EXPECT_FALSE(fs::exists(BlobFile(*ranked[2], sha)));
+  EXPECT_EQ(hub().BodyBytesSent(sha), hub().FileSize("model", "org/big", "main", "model.safetensors"));
+  // A member that is down holds nothing: the summary names it and why, and
+  // the exit status says that not every node holds the repo.
+  Node& down = *ranked[0];
+  killed_.insert(down.ip);
+  down.process->Signal(SIGKILL);
+  down.process->Wait(seconds(10));
+  ASSERT_TRUE(WaitFor([&] { return Metric(*ranked[1], "hubcache_cluster_members_alive") == 2; }));
+  const RunResult partial = PrefetchOn(*ranked[1], {"org/big", "--cluster"});
+  EXPECT_EQ(partial.exit_code, 1) << partial.out << partial.err;
+  EXPECT_NE(partial.out.find("  " + down.cluster_address() + ": holds nothing: down (last answered"),
+            std::string::npos)
+      << partial.out;
+  EXPECT_NE(partial.out.find("  " + ranked[2]->cluster_address() + ": holds all 2 files"),
+            std::string::npos)
+      << partial.out;
+  EXPECT_TRUE(fs::exists(BlobFile(*ranked[2], sha)));
+  // Usage errors are named.
+  const RunResult both = PrefetchOn(*ranked[1], {"org/big", "--cluster", "--replicas", "2"});
+  EXPECT_EQ(both.exit_code, 2) << both.err;
 }
 
 TEST_F(ClusterTest, ANodeWithAnotherSecretCannotJoinOrFetch) {
@@ -503,18 +690,9 @@ TEST_F(ClusterTest, UnsignedAndMalformedClusterRequestsAreRefused) {
   ASSERT_TRUE(unsigned_fetch);
   EXPECT_EQ(unsigned_fetch->status, 401);
   // Signed but malformed: 400 with a JSON error, and nothing fetched.
-  p2p::ClusterKey key{Secret(std::string(kSecret))};
   auto signed_request = [&](const std::string& method, const std::string& target,
                             const std::string& body) {
-    const p2p::SignedHeaders auth = key.Sign(method, target, body, "127.0.0.9:1",
-                                             std::chrono::duration_cast<seconds>(
-                                                 std::chrono::system_clock::now().time_since_epoch())
-                                                 .count());
-    return HttpRequest(node.ip, node.cluster_port, method, target,
-                       {{"X-Hubcache-Node", auth.node},
-                        {"X-Hubcache-Time", auth.time},
-                        {"X-Hubcache-Signature", auth.signature}},
-                       body);
+    return SignedRequest(node, method, target, body);
   };
   const std::string sha = Sha("org/big", "model.safetensors");
   for (const std::string& body :
@@ -547,17 +725,21 @@ TEST_F(ClusterTest, ARestrictedFileIsNotServedToARefusedTokenEvenWhenAPeerHoldsI
   for (Node& node : nodes_) Start(node);
   WaitForMembers({&nodes_[0], &nodes_[1], &nodes_[2]});
   const std::string target = "/org/gated/resolve/main/model.safetensors";
-  auto approved = GetFrom(nodes_[0], target, {{"Authorization", "Bearer hf_approved"}});
+  // The asker and its blob's leader hold it afterwards; the third node not.
+  const int lead = LeaderIndex(Sha("org/gated", "model.safetensors"));
+  Node& asker = nodes_[(lead + 1) % 3];
+  Node& other = nodes_[(lead + 2) % 3];
+  auto approved = GetFrom(asker, target, {{"Authorization", "Bearer hf_approved"}});
   ASSERT_EQ(approved.status, 200);
-  WaitForAnnounced(nodes_[0], 1);
+  WaitForAnnounced(asker, 1);
   // Another node, a token the Hub refuses: the Hub's refusal, not the bytes.
-  auto refused = GetFrom(nodes_[1], target, {{"Authorization", "Bearer hf_owner"}});
+  auto refused = GetFrom(other, target, {{"Authorization", "Bearer hf_owner"}});
   EXPECT_EQ(refused.status, 403);
   EXPECT_EQ(refused.body.find(approved.body.substr(0, 64)), std::string::npos);
-  auto anonymous = GetFrom(nodes_[1], target);
+  auto anonymous = GetFrom(other, target);
   EXPECT_EQ(anonymous.status, 401);
-  // The approved token on that node gets it, from the peer.
-  auto peer = GetFrom(nodes_[1], target, {{"Authorization", "Bearer hf_approved"}});
+  // The approved token on that node gets it, from the peers.
+  auto peer = GetFrom(other, target, {{"Authorization", "Bearer hf_approved"}});
   EXPECT_EQ(peer.status, 200);
   EXPECT_EQ(peer.body, approved.body);
   EXPECT_EQ(peer.Header("x-cache"), "PEER");

@@ -1,5 +1,6 @@
 #include "p2p/cluster_auth.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include "core/errc.h"
@@ -59,6 +60,33 @@ TEST(ClusterAuthTest, AnotherSecretIsRefused) {
   EXPECT_TRUE(kKey.IsPasskey(kKey.passkey()));
   EXPECT_FALSE(kKey.IsPasskey(kOtherKey.passkey()));
   EXPECT_FALSE(kKey.IsPasskey(""));
+}
+
+TEST(ClusterAuthTest, ASealedTokenOpensOnlyWithTheKeyAndForItsFile) {
+  const Secret token("hf_approved_token_value");
+  const std::string context = "abcd\n/org/gated/resolve/0123/model.safetensors";
+  const std::string sealed = kKey.Seal(token, context);
+  // Nothing of the token shows, and each seal differs (a fresh nonce).
+  std::string plain_hex;
+  for (unsigned char c : token.Reveal()) plain_hex += fmt::format("{:02x}", c);
+  EXPECT_EQ(sealed.find(plain_hex.substr(0, 16)), std::string::npos);
+  EXPECT_NE(kKey.Seal(token, context), sealed);
+  auto opened = kKey.Open(sealed, context);
+  ASSERT_TRUE(opened);
+  EXPECT_EQ(opened->Reveal(), token.Reveal());
+  // Another file, another key, an altered byte, a truncated value: refused.
+  EXPECT_FALSE(kKey.Open(sealed, "abcd\n/org/other/resolve/0123/model.safetensors"));
+  EXPECT_FALSE(kOtherKey.Open(sealed, context));
+  std::string altered = sealed;
+  altered[30] = altered[30] == '0' ? '1' : '0';
+  EXPECT_FALSE(kKey.Open(altered, context));
+  EXPECT_FALSE(kKey.Open(sealed.substr(0, sealed.size() - 2), context));
+  EXPECT_FALSE(kKey.Open("", context));
+  EXPECT_FALSE(kKey.Open("zz", context));
+  // An empty value seals too (it opens to an empty secret).
+  auto empty = kKey.Open(kKey.Seal(Secret(), context), context);
+  ASSERT_TRUE(empty);
+  EXPECT_TRUE(empty->empty());
 }
 
 TEST(ClusterAuthTest, OldOrFutureRequestsAreRefused) {

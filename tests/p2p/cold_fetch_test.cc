@@ -20,13 +20,17 @@ TEST(ColdFetchTest, RoundTrips) {
   ColdFetch ask{.digest = *store::Digest::ParseHex(kHex),
                 .size = 268435456,
                 .resolve_path = "/datasets/org/data/resolve/refs%2Fpr%2F1/dir/a%20b.parquet",
-                .exclude = {"127.0.0.3:9000", "[::1]:9000"}};
+                .exclude = {"127.0.0.3:9000", "[::1]:9000"},
+                .skip_leaders = {"127.0.0.2:9000"},
+                .sealed_token = "00ff10ab"};
   auto parsed = ParseColdFetch(ColdFetchJson(ask));
   ASSERT_TRUE(parsed) << parsed.error().message();
   EXPECT_EQ(parsed->digest, ask.digest);
   EXPECT_EQ(parsed->size, ask.size);
   EXPECT_EQ(parsed->resolve_path, ask.resolve_path);
   EXPECT_EQ(parsed->exclude, ask.exclude);
+  EXPECT_EQ(parsed->skip_leaders, ask.skip_leaders);
+  EXPECT_EQ(parsed->sealed_token, ask.sealed_token);
   // A git blob id (a regular file) is a digest too.
   EXPECT_TRUE(ParseColdFetch(Body(std::string(40, 'b'), "10", "/org/m/resolve/main/config.json")));
 }
@@ -59,6 +63,15 @@ TEST(ColdFetchTest, RefusesWhatANodeNeverSends) {
            R"({"digest":")" + kHex + R"(","size":1,"path":")" + path + R"(","exclude":"a:1"})",
            R"({"digest":")" + kHex + R"(","size":1,"path":")" + path + R"(","exclude":[1]})",
            R"({"digest":")" + kHex + R"(","size":1,"path":")" + path + R"(","exclude":["a b:1"]})",
+           R"({"digest":")" + kHex + R"(","size":1,"path":")" + path + R"(","skip_leaders":["a:1",2]})",
+           R"({"digest":")" + kHex + R"(","size":1,"path":")" + path + R"(","skip_leaders":")" +
+               std::string(17, 'a') + R"("})",
+           R"({"digest":")" + kHex + R"(","size":1,"path":")" + path + R"(","token":"ABCD"})",
+           R"({"digest":")" + kHex + R"(","size":1,"path":")" + path + R"(","token":"abc"})",
+           R"({"digest":")" + kHex + R"(","size":1,"path":")" + path + R"(","token":""})",
+           R"({"digest":")" + kHex + R"(","size":1,"path":")" + path + R"(","token":7})",
+           R"({"digest":")" + kHex + R"(","size":1,"path":")" + path + R"(","token":")" +
+               std::string(4098, 'a') + R"("})",
        }) {
     auto parsed = ParseColdFetch(body);
     EXPECT_FALSE(parsed) << body;
