@@ -12,7 +12,7 @@ WERROR := $(if $(filter true 1 yes,$(CI)),ON,OFF)
 RELEASE_DIR := $(BUILD)/release
 ASAN_DIR := $(BUILD)/asan
 
-.PHONY: deps release run test bench install clean
+.PHONY: deps release run test bench fuzz install clean
 
 deps:
 	@scripts/deps.sh
@@ -34,6 +34,12 @@ test:
 
 bench: release
 	bench/run
+
+# Each fuzzer for FUZZ_SECONDS (tests/fuzz/run reports execs/s and coverage).
+FUZZ_SECONDS ?= 300
+fuzz:
+	@scripts/deps.sh
+	tests/fuzz/run --seconds $(FUZZ_SECONDS)
 
 install: release
 	cmake --install $(RELEASE_DIR) --prefix $(PREFIX)

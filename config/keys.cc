@@ -162,6 +162,7 @@ const KeyDef kKeys[] = {
      RefTo<&Config::access, &Access::offline_grant_ttl>, 0, 365 * kMsPerDay, nullptr, kReloadable},
     // [proxy]
     {"proxy", "allow_writes", Kind::kBool, RefTo<&Config::proxy, &Proxy::allow_writes>},
+    {"proxy", "verified_ranges", Kind::kBool, RefTo<&Config::proxy, &Proxy::verified_ranges>},
     // [cluster]
     {"cluster", "listen", Kind::kString, RefTo<&Config::cluster, &Cluster::listen>, 0, 0,
      CheckClusterListen},

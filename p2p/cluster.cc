@@ -42,25 +42,6 @@ ClusterResponse Error(unsigned status, std::string_view message) {
   return JsonReply(status, Json{{"error", message}});
 }
 
-bool IsHexDigest(std::string_view hex) {
-  if (hex.size() != 64 && hex.size() != 40) return false;
-  return std::all_of(hex.begin(), hex.end(),
-                     [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
-}
-
-// The digests of a hold/drop body, or nullopt when malformed.
-std::optional<std::vector<std::string>> ParseDigests(const Json& body) {
-  if (!body.is_object() || !body.contains("digests") || !body["digests"].is_array()) {
-    return std::nullopt;
-  }
-  std::vector<std::string> out;
-  for (const Json& item : body["digests"]) {
-    if (!item.is_string() || !IsHexDigest(item.get<std::string>())) return std::nullopt;
-    out.push_back(item.get<std::string>());
-  }
-  return out;
-}
-
 std::string EndpointText(const net::ip::tcp::endpoint& ep) {
   return ep.address().is_v6() ? "[" + ep.address().to_string() + "]:" + std::to_string(ep.port())
                               : ep.address().to_string() + ":" + std::to_string(ep.port());
@@ -391,19 +372,18 @@ net::awaitable<ClusterResponse> Cluster::Route(const ClusterRequest& request) {
   }
   if (get && target == "status") co_return ClusterResponse{.body = StatusJson()};
   if (post && (target == "hold" || target == "drop")) {
-    Json body = Json::parse(request.body, nullptr, /*allow_exceptions=*/false);
-    auto digests = ParseDigests(body);
-    if (!digests) {
+    auto holdings = ParseHoldings(request.body);
+    if (!holdings) {
       co_return Error(400, "expected {\"digests\": [lower-case hex digests]}");
     }
     const std::string& node = request.auth.node;
     if (target == "hold") {
-      if (body.value("full", false)) directory_.ForgetNode(node);
-      for (const auto& hex : *digests) directory_.Hold(hex, node);
+      if (holdings->full) directory_.ForgetNode(node);
+      for (const auto& hex : holdings->digests) directory_.Hold(hex, node);
     } else {
-      for (const auto& hex : *digests) directory_.Drop(hex, node);
+      for (const auto& hex : holdings->digests) directory_.Drop(hex, node);
     }
-    co_return JsonReply(200, Json{{"ok", true}, {"count", digests->size()}});
+    co_return JsonReply(200, Json{{"ok", true}, {"count", holdings->digests.size()}});
   }
   if (get && target.starts_with("locate/")) {
     const std::string hex(target.substr(7));

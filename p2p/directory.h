@@ -16,7 +16,9 @@
 #include <cstddef>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace hubcache::p2p {
@@ -49,5 +51,18 @@ class Directory {
   mutable std::mutex mu_;
   std::map<std::string, Record> records_;  // GUARDED_BY(mu_)
 };
+
+// A blob digest as the cluster API writes it: 64 (SHA-256) or 40 (git
+// blob id) lower-case hex characters.
+bool IsHexDigest(std::string_view hex);
+
+// The body of POST /_cluster/v1/hold and /drop: {"digests": [hex...]}, and
+// for hold "full": true when it lists every blob the node holds. nullopt
+// when it is not such a body (not JSON, a digest that is not one).
+struct Holdings {
+  std::vector<std::string> digests;
+  bool full = false;
+};
+std::optional<Holdings> ParseHoldings(std::string_view body);
 
 }  // namespace hubcache::p2p

@@ -18,10 +18,6 @@ namespace {
 
 constexpr auto kModule = log::Module::kProxy;
 
-// Response headers worth keeping with a cached API document.
-constexpr std::string_view kDocHeaders[] = {"Content-Type", "Link", "X-Total-Count", "ETag",
-                                            "X-Repo-Commit"};
-
 // Request headers passed on to the Hub (besides Authorization).
 void CopyRequestHeaders(const Request& request, OutRequest& out) {
   for (http::field f : {http::field::range, http::field::content_type, http::field::accept,
@@ -62,6 +58,7 @@ net::awaitable<void> SendDoc(HubContext& hub, Exchange& exchange, const store::D
                              unsigned status, CacheStatus cache) {
   StringResponse response(static_cast<http::status>(status), exchange.request().version());
   for (const auto& [name, value] : doc.headers) {
+    if (!store::IsDocHeader(name, value)) continue;  // written by no version of hubcache
     if (beast::iequals(name, "Link")) {
       // Pagination links lead back here, whatever upstream stored them.
       response.set(name, RewriteLinkBase(value, "", PublicBase(hub, exchange.request())));
@@ -151,8 +148,9 @@ net::awaitable<void> ServeApi(HubContext& hub, Exchange& exchange) {
                              CacheStatus::kHit);
       co_return;
     }
-    co_await SendJsonError(exchange, HttpStatusFor(Errc::kOffline),
-                           "hubcache is offline and has not cached this answer for this request",
+    const FileResolver::OfflineReason why = hub.files.offline_reason();
+    co_await SendJsonError(exchange, why.status,
+                           why.message + "; hubcache has not cached this answer for this request",
                            {}, CacheStatus::kMiss);
     co_return;
   }
@@ -193,7 +191,7 @@ net::awaitable<void> ServeApi(HubContext& hub, Exchange& exchange) {
   hub.metrics.CountUpstreamBytes(answer->body.size());
   store::DocRecord doc;
   doc.body = StripXetHash(answer->body);
-  for (std::string_view name : kDocHeaders) {
+  for (std::string_view name : store::kDocHeaderNames) {
     std::string value = answer->head.Header(name);
     if (value.empty()) continue;
     if (name == "Link") {
@@ -201,6 +199,7 @@ net::awaitable<void> ServeApi(HubContext& hub, Exchange& exchange) {
       if (!kept) continue;
       value = *kept;
     }
+    if (!store::IsDocHeader(name, value)) continue;
     doc.headers.emplace_back(name, std::move(value));
   }
   if (answer->head.status == 200 && documented && !exchange.is_head()) {
@@ -240,8 +239,8 @@ net::awaitable<void> ServePassthrough(HubContext& hub, Exchange& exchange) {
     co_return;
   }
   if (hub.files.offline()) {
-    co_await SendJsonError(exchange, HttpStatusFor(Errc::kOffline),
-                           "hubcache is offline and does not cache this route",
+    const FileResolver::OfflineReason why = hub.files.offline_reason();
+    co_await SendJsonError(exchange, why.status, why.message + "; hubcache does not cache this route",
                            CacheStatus::kMiss);
     co_return;
   }

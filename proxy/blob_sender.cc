@@ -183,6 +183,7 @@ net::awaitable<std::uint64_t> SendBlob(Exchange& exchange, http::response_header
   std::uint64_t sent = 0;
   ErrorCode ec;
   for (const Piece& piece : pieces) {
+    const bool last_piece = &piece == &pieces.back();
     if (!piece.prefix.empty()) {
       exchange.stream().expires_after(exchange.write_timeout());
       const std::size_t n = co_await net::async_write(
@@ -207,7 +208,19 @@ net::awaitable<std::uint64_t> SendBlob(Exchange& exchange, http::response_header
           break;
         }
       }
-      const std::uint64_t n = std::min(available, end) - pos;
+      std::uint64_t stop = std::min(available, end);
+      if (body.fetch && body.verified_end && last_piece && stop == end &&
+          !body.fetch->verified()) {
+        // The answer's last byte only once the blob is verified: a range
+        // of wrong bytes ends as a cut, never as a complete answer.
+        if (end - 1 > pos) {
+          stop = end - 1;
+        } else if (auto verified = co_await body.fetch->WaitVerified(); !verified) {
+          ec = verified.error();
+          break;
+        }
+      }
+      const std::uint64_t n = stop - pos;
       ec = co_await SendFileRange(socket, body.fd.get(), pos, n, exchange.write_timeout(), sent);
       pos += n;
     }

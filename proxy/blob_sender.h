@@ -6,9 +6,10 @@
 // §8.2): 200 with the whole body, 206 with one range, 206
 // multipart/byteranges with several, 416 with `bytes */N`. Bodies go out
 // with sendfile(2) straight from the file (zero copy). When the body comes
-// from a Fetch, each byte is sent as soon as the download has it on disk,
-// and a failed download ends the connection with FIN before the body is
-// complete (never a short body that looks whole).
+// from a Fetch, each byte but the answer's last is sent as soon as the
+// download has it on disk; the last waits for the blob's digest, and a
+// failed download ends the connection with FIN before the body is complete
+// (never a short body, or wrong bytes, that look whole).
 //
 // Executor: the connection's strand.
 #pragma once
@@ -30,6 +31,10 @@ struct BlobBody {
   UniqueFd fd = {};                   // readable from offset 0
   std::uint64_t size = 0;             // the blob's full size
   std::shared_ptr<Fetch> fetch = {};  // null: every byte is on disk already
+  // With `fetch`: the answer's last byte waits until the blob is verified,
+  // for ranges too (proxy.verified_ranges). The blob's own last byte always
+  // does (Fetch::WaitFor).
+  bool verified_end = true;
   // The whole content of a small cached blob, instead of `fd` (a whole-body
   // answer only: BlobStore::SmallContent).
   std::shared_ptr<const std::string> content = {};

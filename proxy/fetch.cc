@@ -97,6 +97,20 @@ net::awaitable<Result<void>> Fetch::WaitOpened() {
       net::use_awaitable);
 }
 
+net::awaitable<Result<void>> Fetch::WaitVerified() {
+  co_return co_await net::co_spawn(
+      strand_,
+      [this]() -> net::awaitable<Result<void>> {
+        for (;;) {
+          if (writer_->verified()) co_return Result<void>();
+          if (done_) co_return result_ ? Fail(result_) : Result<void>();
+          ErrorCode ec;
+          co_await wake_.async_wait(net::redirect_error(net::use_awaitable, ec));
+        }
+      },
+      net::use_awaitable);
+}
+
 net::awaitable<ErrorCode> Fetch::WaitDone() {
   co_return co_await net::co_spawn(
       strand_,

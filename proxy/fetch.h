@@ -56,6 +56,10 @@ class Fetch {
   // internally. REQUIRES: the Fetch came from a successful Join().
   net::awaitable<Result<std::uint64_t>> WaitFor(std::uint64_t bytes, std::uint64_t from = 0);
 
+  // Waits until every byte is on disk and verified (the commit may still be
+  // running). Errors: the fetch's failure before that.
+  net::awaitable<Result<void>> WaitVerified();
+
   // Waits until the fetch has ended: committed (the blob is in the store) or
   // failed. Returns its outcome.
   net::awaitable<ErrorCode> WaitDone();

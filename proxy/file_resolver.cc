@@ -97,7 +97,18 @@ std::string FileResolver::ResolveUrl(const FileRef& ref) const {
                      PercentEncode(ref.path, true));
 }
 
+FileResolver::OfflineReason FileResolver::offline_reason() const {
+  if (offline_) return {.status = HttpStatusFor(Errc::kOffline), .message = "hubcache is offline"};
+  std::lock_guard lock(reason_mu_);
+  return unreachable_;
+}
+
 void FileResolver::MarkUnreachable(const ErrorCode& ec) {
+  {
+    std::lock_guard lock(reason_mu_);
+    unreachable_ = {.status = HttpStatusFor(ec),
+                    .message = fmt::format("the Hub is unreachable ({})", ec.message())};
+  }
   const std::int64_t until =
       NowMs() + std::chrono::duration_cast<std::chrono::milliseconds>(kUnreachableHold).count();
   if (unreachable_until_ms_.exchange(until) < NowMs()) {
@@ -183,8 +194,8 @@ FileAnswer FileResolver::Offline(const FileRef& ref, const Cached& cached, unsig
 net::awaitable<FileAnswer> FileResolver::Resolve(FileRef ref, Secret token,
                                                  bool need_download_url) {
   if (offline()) {
-    co_return Offline(ref, FromCache(ref, token, true), HttpStatusFor(Errc::kOffline),
-                      offline_ ? "hubcache is offline" : "the Hub is unreachable");
+    const OfflineReason why = offline_reason();
+    co_return Offline(ref, FromCache(ref, token, true), why.status, why.message);
   }
   const Cached cached = FromCache(ref, token, false);
   if (cached.allowed && !cached.commit.empty() && cached.file && !cached.ref_stale &&
@@ -201,8 +212,8 @@ net::awaitable<FileAnswer> FileResolver::Resolve(FileRef ref, Secret token,
       co_return Unavailable(HttpStatusFor(ec), "The Hub sent an answer without commit, etag or size");
     }
     MarkUnreachable(ec);
-    co_return Offline(ref, FromCache(ref, token, true), HttpStatusFor(ec),
-                      fmt::format("the Hub is unreachable ({})", ec.message()));
+    const OfflineReason why = offline_reason();
+    co_return Offline(ref, FromCache(ref, token, true), why.status, why.message);
   }
 
   if (resolved->status == 200) {

@@ -26,6 +26,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -83,6 +84,17 @@ class FileResolver {
   // air-gapped site), as opposed to unreachable for now.
   bool configured_offline() const { return offline_; }
 
+  // Why the Hub is not asked, for error answers while offline(): 503
+  // "hubcache is offline" when configured so; otherwise the status and
+  // cause of the failure that made the Hub unreachable ("the Hub is
+  // unreachable (Connection refused)", 502; a timeout 504), the same for
+  // every request until the Hub answers again.
+  struct OfflineReason {
+    unsigned status = 503;
+    std::string message;
+  };
+  OfflineReason offline_reason() const;
+
   // The Hub URL of `ref`'s resolve endpoint.
   std::string ResolveUrl(const FileRef& ref) const;
 
@@ -102,6 +114,8 @@ class FileResolver {
   const bool offline_;
   std::atomic<std::int64_t> ref_ttl_s_;  // cache.ref_ttl
   std::atomic<std::int64_t> unreachable_until_ms_{0};
+  mutable std::mutex reason_mu_;
+  OfflineReason unreachable_;  // GUARDED_BY(reason_mu_)
 };
 
 }  // namespace hubcache::proxy

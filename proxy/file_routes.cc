@@ -260,7 +260,10 @@ net::awaitable<void> ServeFetching(HubContext& hub, Exchange& exchange, const Ra
                            "hubcache cannot read the download in progress", status);
     co_return;
   }
-  BlobBody body{.fd = std::move(*reader), .size = size, .fetch = std::move(fetch)};
+  BlobBody body{.fd = std::move(*reader),
+                .size = size,
+                .fetch = std::move(fetch),
+                .verified_end = hub.options.verified_ranges};
   co_await SendFileBody(hub, exchange, FileHead(answer), range, std::move(body), status);
 }
 
@@ -302,9 +305,11 @@ net::awaitable<void> ServeFile(HubContext& hub, Exchange& exchange, FileRef ref)
     // running needs nothing).
     if (answer.download_url.empty() && hub.fetches.Find(*answer.file.digest) == nullptr) {
       if (hub.files.offline() || need_download_url) {
-        co_await SendJsonError(exchange, HttpStatusFor(Errc::kOffline),
-                               "hubcache has not cached this file and cannot reach the Hub", {},
-                               CacheStatus::kMiss);
+        const FileResolver::OfflineReason why = hub.files.offline_reason();
+        co_await SendJsonError(exchange, hub.files.offline() ? why.status : HttpStatusFor(Errc::kOffline),
+                               hub.files.offline() ? why.message + "; hubcache has not cached this file"
+                                                   : "hubcache has not cached this file and cannot reach the Hub",
+                               {}, CacheStatus::kMiss);
         co_return;
       }
       need_download_url = true;

@@ -88,6 +88,14 @@ struct ProxyOptions {
   // with the client's token. Off: they get 405, so a cache cannot be used to
   // push to the Hub by accident.
   bool allow_writes = false;
+  // A ranged read of a blob that is still downloading ends only once the
+  // whole blob is verified, so that no client ever receives a complete
+  // answer of wrong bytes (it gets a cut connection and retries). false:
+  // the range ends as soon as its own bytes are on disk; a lazy loader's
+  // first read of a huge cold file need not wait for all of it, but a
+  // corrupt byte from upstream can then reach that client (as it would
+  // straight from the Hub; it is never stored).
+  bool verified_ranges = true;
 };
 
 }  // namespace hubcache::proxy

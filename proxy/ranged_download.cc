@@ -67,6 +67,13 @@ class ChunkBody final : public BodySink {
       expired_ = true;
       co_return Fail(Errc::kUrlExpired);
     }
+    // Asked for identity: encoded bytes are not the blob's (a CDN that
+    // compresses anyway); they would only fail the digest later.
+    if (const std::string encoding = head.Header("content-encoding");
+        !encoding.empty() && !beast::iequals(encoding, "identity")) {
+      log::Warn(log::Module::kProxy, "download_encoded", {{"content_encoding", encoding.substr(0, 40)}});
+      co_return Fail(Errc::kUnexpectedStatus);
+    }
     if (shared_.whole && first_ + written_ == 0) {
       if (head.status != 200) co_return Unexpected(head);
       shared_.Answered();
@@ -163,6 +170,8 @@ net::awaitable<void> Worker(HubClient& client, ChunkSink& sink, Shared& shared, 
       std::uint64_t written = 0;
       for (;;) {
         OutRequest request{.url = shared.job.url, .token = shared.job.token};
+        // The blob's own bytes, never a compressed form of them.
+        request.headers.emplace_back("Accept-Encoding", "identity");
         if (!shared.whole || first + written > 0) {
           request.headers.emplace_back(
               "Range", "bytes=" + std::to_string(first + written) + "-" + std::to_string(last));

@@ -45,13 +45,11 @@ struct ResolvedFile {
   std::string moved_to;
 };
 
+// The answers are read by proxy/resolve_head.h.
 // Errors: transport errors; Errc::kBadRedirect for a redirect without
 // Location; core::Errc::kCorrupt when a 2xx/3xx answer lacks X-Repo-Commit,
 // the etag or the size (a broken or lying upstream).
 net::awaitable<Result<ResolvedFile>> ResolveFile(HubClient& client, std::string resolve_url,
                                                  Secret token);
-
-// Strips `W/` and quotes from an ETag value.
-std::string UnquoteEtag(std::string_view etag);
 
 }  // namespace hubcache::proxy

@@ -17,6 +17,7 @@ packages=(
   curl nginx wrk apache2-utils tinyproxy ca-certificates procps iproute2 python3 bsdextrautils
   libnss-wrapper  # a private hosts file for the cluster's DNS membership test
   python3-yaml    # parses deploy/kubernetes/ in tests/deploy_test.py
+  clang-14 libclang-rt-14-dev  # the libFuzzer fuzzers in tests/fuzz/
 )
 
 missing=()

@@ -84,10 +84,30 @@ struct AccessRecord {
   friend bool operator==(const AccessRecord&, const AccessRecord&) = default;
 };
 
+// The response headers an API answer is stored with, to be replayed with
+// it: nothing that frames the message (Content-Length, Transfer-Encoding,
+// Connection) or belongs to another client (Set-Cookie).
+inline constexpr std::string_view kDocHeaderNames[] = {"Content-Type", "Link", "X-Total-Count",
+                                                       "ETag", "X-Repo-Commit"};
+
+// Whether a DocRecord may carry this header: a name of kDocHeaderNames (as
+// spelled there) and a value of visible characters, spaces and tabs (no CR,
+// LF or NUL: a stored value must never split the response it is sent in).
+inline bool IsDocHeader(std::string_view name, std::string_view value) {
+  bool known = false;
+  for (std::string_view n : kDocHeaderNames) known = known || n == name;
+  if (!known || value.size() > 8192) return false;
+  for (char c : value) {
+    const auto u = static_cast<unsigned char>(c);
+    if ((u < 0x20 && c != '\t') || u == 0x7f) return false;
+  }
+  return true;
+}
+
 // An API answer cached at a commit (repo info, a tree page, paths-info).
 struct DocRecord {
   std::string body;
-  // Response headers worth replaying (Content-Type, Link, X-Total-Count...).
+  // Response headers to replay (IsDocHeader holds for each).
   std::vector<std::pair<std::string, std::string>> headers;
   std::int64_t stored_at = 0;
   friend bool operator==(const DocRecord&, const DocRecord&) = default;

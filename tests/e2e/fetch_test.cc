@@ -156,10 +156,30 @@ TEST_F(FetchTest, RangeOnAMissIsServedFromTheGrowingDownload) {
   EXPECT_EQ(r.Header("x-cache"), "MISS");
 }
 
+// By default a range of a blob still downloading gets every byte but its
+// last as soon as they are on disk, and the last once the whole blob is
+// verified (proxy.verified_ranges): wrong bytes can only ever end cut.
+TEST_F(FetchTest, ARangeOfADownloadInProgressEndsOnlyOnceTheBlobIsVerified) {
+  StartHubcache();
+  hub().SetBandwidth(0, 1'250'000);  // the 5 MB blob takes about 4 s
+  const std::string expected = Content("org/model", "model.safetensors");
+  const auto start = std::chrono::steady_clock::now();
+  auto first = StreamGet(port(), kWeights, {{"Range", "bytes=0-99"}}, seconds(30), 99);
+  EXPECT_EQ(first.status, 206);
+  EXPECT_EQ(first.body_bytes, 99u);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, seconds(2));
+  auto whole = Get(kWeights, {{"Range", "bytes=0-99"}});
+  EXPECT_EQ(whole.status, 206);
+  EXPECT_EQ(whole.body, expected.substr(0, 100));
+  EXPECT_GT(std::chrono::steady_clock::now() - start, seconds(3));
+}
+
 TEST_F(FetchTest, RangeAheadIsServedFromItsOwnChunkBeforeThePrefixArrives) {
   // 8 parallel chunks of 8 MiB at 5 MB/s each: chunk 7 starts at once but
-  // the prefix before it takes over a second.
-  StartHubcache({"--set", "upstream.connections=8", "--set", "upstream.chunk_bytes=8MiB"});
+  // the prefix before it takes over a second. Ranges unverified (the
+  // default waits for the whole blob's digest).
+  StartHubcache({"--set", "upstream.connections=8", "--set", "upstream.chunk_bytes=8MiB",
+                 "--set", "proxy.verified_ranges=false"});
   hub().SetBandwidth(5'000'000, 0);
   const std::uint64_t at = 7 * (8u << 20) + 1000;
   const auto start = std::chrono::steady_clock::now();

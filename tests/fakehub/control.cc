@@ -39,7 +39,8 @@ Json FaultJson(const Fault& f) {
               {"fail_status", f.fail_status},     {"drop_after_bytes", f.drop_after_bytes},
               {"drop_times", f.drop_times},       {"stall", f.stall},
               {"flip_byte", f.flip_byte},         {"flip_offset", f.flip_offset},
-              {"short_body", f.short_body}};
+              {"short_body", f.short_body},       {"ignore_range", f.ignore_range},
+              {"gzip", f.gzip},                   {"length_delta", f.length_delta}};
 }
 
 // Throws std::invalid_argument for unknown keys or wrong types.
@@ -65,6 +66,12 @@ Fault ParseFault(const Json& j) {
       f.flip_offset = value.get<std::uint64_t>();
     } else if (key == "short_body" && value.is_boolean()) {
       f.short_body = value.get<bool>();
+    } else if (key == "ignore_range" && value.is_boolean()) {
+      f.ignore_range = value.get<bool>();
+    } else if (key == "gzip" && value.is_boolean()) {
+      f.gzip = value.get<bool>();
+    } else if (key == "length_delta" && value.is_number_integer()) {
+      f.length_delta = value.get<std::int64_t>();
     } else {
       throw std::invalid_argument("unknown fault field or wrong type: '" + key + "'");
     }

@@ -62,6 +62,16 @@ struct Fault {
   std::uint64_t flip_offset = 0;
   // Announce Content-Length N, send N-1 bytes, then close.
   bool short_body = false;
+  // A CDN that ignores Range: a 206 becomes a 200 with the whole file.
+  bool ignore_range = false;
+  // Content-Encoding: gzip on the answer, its body the gzip stream of the
+  // bytes it would have carried (whatever Accept-Encoding asked for).
+  bool gzip = false;
+  // Announce Content-Length N + length_delta for a body of N bytes: a
+  // positive delta sends the N bytes and closes (the client waits for bytes
+  // that never come); a negative one sends all N bytes on a connection that
+  // stays open, so the rest is read as the start of the next answer.
+  std::int64_t length_delta = 0;
 };
 
 // One answered request. Entries are in the order the responses started: an

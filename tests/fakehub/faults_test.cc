@@ -225,6 +225,42 @@ TEST_F(FaultsTest, ShortBodySendsOneByteLessThenCloses) {
   EXPECT_EQ(Fetch(cdn_port_, "GET", cdn_target_, {{"Range", "bytes=0-999"}}).body.size(), 1000u);
 }
 
+TEST_F(FaultsTest, IgnoreRangeAnswersTheWholeFile) {
+  hub_->AddFault({.path_contains = "xet-bridge-us", .ignore_range = true});
+  const auto r = RawRequest(cdn_port_, RawGet(cdn_target_, "Range: bytes=10-999\r\n"));
+  EXPECT_NE(r.head.find("200 OK"), std::string::npos) << r.head;
+  EXPECT_EQ(r.head.find("Content-Range"), std::string::npos) << r.head;
+  EXPECT_EQ(r.body, content_);
+  // Spent: the next one gets its range.
+  EXPECT_EQ(Fetch(cdn_port_, "GET", cdn_target_, {{"Range", "bytes=10-999"}}).status, 206);
+}
+
+TEST_F(FaultsTest, GzipWrapsTheBytesInAGzipStream) {
+  hub_->AddFault({.path_contains = "xet-bridge-us", .gzip = true});
+  const auto r = RawRequest(cdn_port_, RawGet(cdn_target_, "Range: bytes=0-999\r\n"
+                                                            "Accept-Encoding: identity\r\n"));
+  EXPECT_NE(r.head.find("206 Partial Content"), std::string::npos) << r.head;
+  EXPECT_NE(r.head.find("Content-Encoding: gzip"), std::string::npos) << r.head;
+  // Header, one stored block (1 + 4 bytes), the bytes, CRC-32 and size.
+  ASSERT_EQ(r.body.size(), 10u + 5u + 1000u + 8u);
+  EXPECT_EQ(r.body.substr(0, 3), std::string("\x1f\x8b\x08", 3));
+  EXPECT_EQ(r.body.substr(15, 1000), content_.substr(0, 1000));
+  EXPECT_EQ(r.body.substr(r.body.size() - 4), std::string("\xe8\x03\x00\x00", 4));
+}
+
+TEST_F(FaultsTest, LengthDeltaAnnouncesAWrongContentLength) {
+  hub_->AddFault({.path_contains = "xet-bridge-us", .length_delta = 5});
+  auto r = RawRequest(cdn_port_, RawGet(cdn_target_, "Range: bytes=0-999\r\n"));
+  EXPECT_NE(r.head.find("Content-Length: 1005"), std::string::npos) << r.head;
+  EXPECT_EQ(r.body, content_.substr(0, 1000));
+  EXPECT_TRUE(r.orderly_close);
+  // Shorter than the body: every byte is sent anyway.
+  hub_->AddFault({.path_contains = "xet-bridge-us", .length_delta = -10});
+  r = RawRequest(cdn_port_, RawGet(cdn_target_, "Range: bytes=0-999\r\n"));
+  EXPECT_NE(r.head.find("Content-Length: 990"), std::string::npos) << r.head;
+  EXPECT_EQ(r.body, content_.substr(0, 1000));
+}
+
 TEST_F(FaultsTest, PerConnectionBandwidthIsHonoured) {
   hub_->SetBandwidth(8'000'000, 0);
   const auto start = Clock::now();

@@ -91,6 +91,9 @@ BodyFaults Knobs::TakeBodyFaults(std::string_view raw_path, std::string_view pat
       plan.flip_offset = fault.flip_offset;
     }
     plan.short_body = fault.short_body;
+    plan.ignore_range = fault.ignore_range;
+    plan.gzip = fault.gzip;
+    plan.length_delta = fault.length_delta;
     if (!plan.any()) continue;
     if (fault.drop_times > 0) --fault.drop_times;
     return plan;

@@ -32,7 +32,13 @@ struct BodyFaults {
   bool stall = false;
   std::optional<std::uint64_t> flip_offset;  // file offset
   bool short_body = false;
-  bool any() const { return drop_after >= 0 || stall || flip_offset || short_body; }
+  bool ignore_range = false;
+  bool gzip = false;
+  std::int64_t length_delta = 0;
+  bool any() const {
+    return drop_after >= 0 || stall || flip_offset || short_body || ignore_range || gzip ||
+           length_delta != 0;
+  }
 };
 
 // A pacing bucket: Reserve() says when `bytes` may start so that the sum of

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include <fmt/format.h>
+#include <boost/crc.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
@@ -58,6 +59,44 @@ Reply InternalError(std::string_view what) {
   reply.Add("Content-Type", "application/json; charset=utf-8");
   reply.body = fmt::format(R"({{"error":"fakehub internal error: {}"}})", what);
   return reply;
+}
+
+// The ignore_range fault: the whole file instead of the range asked for.
+void WholeInstead(Reply& reply) {
+  std::erase_if(reply.headers, [](const auto& h) { return h.first == "Content-Range"; });
+  reply.status = 200;
+  reply.offset = 0;
+  reply.length = reply.content->size();
+}
+
+// The gzip fault: the body becomes a gzip stream (RFC 1952) of stored
+// deflate blocks (RFC 1951 §3.2.4) holding the same bytes.
+void Gzip(Reply& reply) {
+  std::string plain(static_cast<std::size_t>(reply.BodySize()), '\0');
+  reply.ReadBody(0, plain);
+  boost::crc_32_type crc;
+  crc.process_bytes(plain.data(), plain.size());
+  std::string out("\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff", 10);
+  auto put16 = [&](std::uint32_t v) {
+    out += static_cast<char>(v & 0xff);
+    out += static_cast<char>((v >> 8) & 0xff);
+  };
+  std::size_t pos = 0;
+  do {
+    const std::size_t n = std::min<std::size_t>(plain.size() - pos, 65535);
+    out += static_cast<char>(pos + n == plain.size() ? 1 : 0);  // BFINAL, BTYPE 00
+    put16(static_cast<std::uint32_t>(n));
+    put16(static_cast<std::uint32_t>(~n & 0xffff));
+    out.append(plain, pos, n);
+    pos += n;
+  } while (pos < plain.size());
+  put16(crc.checksum() & 0xffff);
+  put16(crc.checksum() >> 16);
+  put16(static_cast<std::uint32_t>(plain.size() & 0xffff));
+  put16(static_cast<std::uint32_t>((plain.size() >> 16) & 0xffff));
+  reply.content = nullptr;
+  reply.body = std::move(out);
+  reply.Add("Content-Encoding", "gzip");
 }
 
 }  // namespace
@@ -251,6 +290,8 @@ net::awaitable<bool> Listener::WriteReply(Stream& stream, Connection& connection
       reply = FaultReply(*status);
     } else if (!head && reply.content != nullptr) {
       faults = knobs_.TakeBodyFaults(raw_path, path, reply.offset, reply.length);
+      if (faults.ignore_range && reply.status == 206) WholeInstead(reply);
+      if (faults.gzip) Gzip(reply);
     }
     const auto latency = knobs_.latency();
     if (latency.count() > 0 && !co_await connection.SleepUntil(Clock::now() + latency)) {
@@ -263,11 +304,12 @@ net::awaitable<bool> Listener::WriteReply(Stream& stream, Connection& connection
   response.set(http::field::date, HttpDate());
   for (const auto& [name, value] : reply.headers) response.insert(name, value);
   const std::uint64_t size = reply.BodySize();
-  response.content_length(size);
+  response.content_length(static_cast<std::uint64_t>(
+      std::max<std::int64_t>(0, static_cast<std::int64_t>(size) + faults.length_delta)));
   response.keep_alive(keep_alive);
 
   std::uint64_t to_send = head ? 0 : size;
-  bool cut = false;  // the connection ends after this body
+  bool cut = faults.length_delta > 0;  // the connection ends after this body
   if (faults.short_body) {
     to_send -= 1;
     cut = true;

@@ -128,6 +128,26 @@ TEST(ClusterAuthTest, SecretFromFile) {
   EXPECT_FALSE(ClusterKey::FromFile(dir.path() / "missing"));
 }
 
+TEST(DirectoryTest, HoldingsBodiesParseOrAreRefused) {
+  const std::string sha(64, 'a');
+  const std::string git(40, 'b');
+  auto full = ParseHoldings(R"({"digests":[")" + sha + R"(",")" + git + R"("],"full":true})");
+  ASSERT_TRUE(full);
+  EXPECT_EQ(full->digests, (std::vector<std::string>{sha, git}));
+  EXPECT_TRUE(full->full);
+  auto some = ParseHoldings(R"({"digests":[]})");
+  ASSERT_TRUE(some);
+  EXPECT_FALSE(some->full);
+  for (const std::string& body :
+       {std::string(""), std::string("[]"), std::string(R"({"digests":"x"})"),
+        R"({"digests":[")" + std::string(64, 'A') + R"("]})", std::string(R"({"digests":["abc"]})"),
+        std::string(R"({"digests":[1]})"),
+        // Once a thrown exception in the daemon (a signed peer's request).
+        std::string(R"({"digests":[],"full":"yes"})")}) {
+    EXPECT_FALSE(ParseHoldings(body)) << body;
+  }
+}
+
 TEST(DirectoryTest, HoldersFetchersAndForgetting) {
   Directory directory;
   directory.Hold("aa", "n1");

@@ -336,6 +336,33 @@ TEST_F(BundleImportTest, BadNamesAndValuesAreRefused) {
       "two sizes");
 }
 
+// A stored document's headers are sent to clients as they are: a bundle
+// may carry only those hubcache stores itself, and no value that could end
+// a header line (found by tests/fuzz/bundle_manifest_fuzz.cc's checks).
+TEST_F(BundleImportTest, DocumentHeadersBeyondWhatHubcacheStoresAreRefused) {
+  const std::vector<Json> headers = {
+      Json::array({"Set-Cookie", "session=x"}),
+      Json::array({"Content-Length", "0"}),
+      Json::array({"Transfer-Encoding", "chunked"}),
+      Json::array({"content-type", "application/json"}),  // not as hubcache spells it
+      Json::array({"Content-Type", "application/json\r\nSet-Cookie: session=x"}),
+      Json::array({"Link", "<https://huggingface.co/x>\nX-Injected: 1"}),
+      Json::array({"ETag", std::string("\"abc\0\"", 6)}),
+  };
+  for (const Json& header : headers) {
+    SCOPED_TRACE(header.dump());
+    ExpectRefused([&](Json& m) { m["repos"][0]["docs"][0]["headers"].push_back(header); },
+                  "header");
+  }
+  // What hubcache writes passes.
+  Json manifest = Manifest();
+  manifest["repos"][0]["docs"][0]["headers"] =
+      Json::array({Json::array({"Content-Type", "application/json; charset=utf-8"}),
+                   Json::array({"X-Total-Count", "3"}), Json::array({"ETag", "W/\"1a\tb\""})});
+  WriteBundle(manifest);
+  ASSERT_TRUE(Import());
+}
+
 TEST_F(BundleImportTest, PathTraversalInFilePathsAndRefsIsRefused) {
   for (const std::string& path : std::vector<std::string>{
            "../config.json", "../../../../../../tmp/evil", "/etc/passwd", "sub/../../x", "./config.json",
