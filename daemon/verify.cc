@@ -27,13 +27,19 @@ int Verify(const config::Loaded& loaded, bool repair) {
   for (const std::string& problem : report->problems) std::printf("%s\n", problem.c_str());
   std::printf(
       "verified %llu blobs (%llu bytes hashed) in %s: %llu corrupt, %llu missing, %llu wrong "
-      "size, %llu orphans%s\n",
+      "size, %llu orphans%s%s\n",
       static_cast<unsigned long long>(report->blobs_checked),
       static_cast<unsigned long long>(report->bytes_hashed), dir.c_str(),
       static_cast<unsigned long long>(report->corrupt),
       static_cast<unsigned long long>(report->missing),
       static_cast<unsigned long long>(report->wrong_size),
       static_cast<unsigned long long>(report->orphans),
+      report->interrupted == 0
+          ? ""
+          : fmt::format("; {} blobs of a commit a crash interrupted (sound; the next start "
+                        "indexes them)",
+                        report->interrupted)
+                .c_str(),
       report->clean() ? "" : (repair ? "; repaired" : "; run with --repair to fix"));
   return report->clean() ? kExitOk : kExitFailure;
 }

@@ -218,6 +218,9 @@ net::awaitable<FileAnswer> FileResolver::Resolve(FileRef ref, Secret token,
 
   if (resolved->status == 200) {
     metrics_.CountGrantCheck(true);
+    // Whether a token was sent, never the token (nor its HMAC).
+    log::Debug(kModule, "access_confirmed",
+               {{"repo", ref.repo.name}, {"token", !token.empty()}});
     auto digest = store::Digest::Parse(
         resolved->lfs ? store::DigestKind::kSha256 : store::DigestKind::kGitSha1, resolved->etag);
     if (!digest) {
@@ -300,6 +303,8 @@ net::awaitable<FileAnswer> FileResolver::Resolve(FileRef ref, Secret token,
   if (status == 401 || status == 403 ||
       (status == 404 && head.Header("x-error-code") == "RepoNotFound")) {
     metrics_.CountGrantCheck(false);
+    log::Debug(kModule, "access_refused",
+               {{"repo", ref.repo.name}, {"token", !token.empty()}, {"status", status}});
     auto written =
         co_await core::Offload(blocking_, [&] { return access_.RecordRefusal(ref.repo, token); });
     if (!written) {

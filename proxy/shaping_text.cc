@@ -43,8 +43,9 @@ bool IsXetEntry(std::string_view entry) {
       const char before = at > 0 ? params[at - 1] : ' ';
       const std::size_t end = at + rel.size();
       const char after = end < params.size() ? params[end] : ' ';
-      if ((before == '"' || before == '=' || before == ' ') &&
-          (after == '"' || after == ';' || after == ' ' || after == ',')) {
+      // (Spaces or tabs around it: RFC 9110 whitespace.)
+      if ((before == '"' || before == '=' || before == ' ' || before == '\t') &&
+          (after == '"' || after == ';' || after == ' ' || after == '\t' || after == ',')) {
         return true;
       }
     }
@@ -179,9 +180,10 @@ std::string NextLinkUrl(std::string_view link) {
 std::optional<std::string> StripXetLinks(std::string_view link) {
   std::string out;
   for (std::string_view entry : SplitLinkEntries(link)) {
-    if (Trim(entry).empty() || IsXetEntry(entry)) continue;
+    entry = Trim(entry);
+    if (entry.empty() || IsXetEntry(entry)) continue;
     if (!out.empty()) out += ", ";
-    out += Trim(entry);
+    out += entry;
   }
   if (out.empty()) return std::nullopt;
   return out;

@@ -140,8 +140,7 @@ class Checker {
                 continue;
               }
             } else {
-              ++report_.orphans;
-              Problem(fmt::format("{}: verified blob file missing from the index", path.string()));
+              ++report_.interrupted;
               continue;
             }
           }

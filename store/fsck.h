@@ -7,7 +7,11 @@
 //             content matches their name, else removed. No indexed blob is
 //             rehashed, so it stays fast with many blobs.
 //   kVerify   `hubcache verify`: rehashes every blob and reports mismatches,
-//             missing files, wrong sizes and orphans, changing nothing.
+//             missing files, wrong sizes and orphans, changing nothing. A
+//             blob file whose content matches its name but has no index
+//             entry is what a crash between a commit's rename and its index
+//             write leaves: counted apart (`interrupted`), not a problem,
+//             since every open adopts it.
 //   kRepair   `hubcache verify --repair`: as kVerify, and fixes what it found
 //             (a corrupt blob is removed from index and disk so it is fetched
 //             again; orphans are adopted or removed).
@@ -35,6 +39,7 @@ struct FsckReport {
   std::uint64_t corrupt = 0;         // file content does not match its digest
   std::uint64_t orphans = 0;         // file without index entry (or unparseable name)
   std::uint64_t adopted = 0;         // orphans whose content matched and were indexed
+  std::uint64_t interrupted = 0;     // kVerify: such orphans, left to the next open
   std::uint64_t staging_removed = 0; // leftover in-flight downloads removed
   bool repaired = false;             // problems were fixed (kRecover / kRepair)
   // One line per problem, naming the digest or file and what is wrong.

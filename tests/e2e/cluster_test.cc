@@ -893,5 +893,59 @@ TEST_F(ClusterTest, DnsMembershipFindsEveryNodeAndANodeThatLeavesDropsOut) {
   EXPECT_LT(std::chrono::steady_clock::now() - stopped, seconds(5));
 }
 
+// kill -9 of random nodes in a loop while they swarm (issue 18 §4): in each
+// round every node asks for the big blob at once (the first round a cold
+// start through the leader, later ones a swarm from the holders), and a
+// random node is killed with SIGKILL at a random moment. Whatever a client
+// got whole is exact; the victim's store verifies while it is down; every
+// other time its cache is wiped, so that it must fetch through the cluster
+// again; then it rejoins. At the end every node holds the blob and every
+// store verifies.
+TEST_F(ClusterTest, KillingRandomNodesDuringSwarmsLeavesEveryStoreSound) {
+  for (Node& node : nodes_) Start(node);
+  const std::vector<Node*> all = {&nodes_[0], &nodes_[1], &nodes_[2]};
+  WaitForMembers(all);
+  const std::string sha = Sha("org/big", "model.safetensors");
+  std::mt19937 rng(20261207);
+  for (int round = 0; round < 6; ++round) {
+    SCOPED_TRACE("round " + std::to_string(round));
+    std::vector<StreamResult> results;
+    auto clients = GetBigOn(all, results);
+    Node& victim = nodes_[rng() % nodes_.size()];
+    std::this_thread::sleep_for(milliseconds(200 + rng() % 1000));
+    killed_.insert(victim.ip);
+    victim.process->Signal(SIGKILL);
+    EXPECT_EQ(victim.process->Wait(seconds(30)), 128 + SIGKILL);
+    for (auto& t : clients) t.join();
+    for (const StreamResult& r : results) {
+      if (r.complete) {
+        EXPECT_EQ(r.sha256, sha) << "wrong bytes delivered as complete";
+      }
+    }
+    auto verify = testing::Run(
+        {HUBCACHE_BINARY, "verify", "--cache-dir", victim.cache_dir.string()}, {},
+        std::chrono::minutes(2));
+    EXPECT_EQ(verify.exit_code, 0) << victim.ip << "\n" << verify.out << verify.err;
+    if (round % 2 == 1) fs::remove_all(victim.cache_dir);
+    victim.process.reset();
+    killed_.erase(victim.ip);
+    Start(victim);
+    WaitForMembers(all);
+  }
+  for (Node* node : all) {
+    auto r = StreamGet(node->port, kBigPath, {}, seconds(180), UINT64_MAX, node->ip);
+    EXPECT_TRUE(r.complete) << node->ip;
+    EXPECT_EQ(r.sha256, sha) << node->ip;
+  }
+  for (Node* node : all) {
+    Stop(*node);
+    auto verify = testing::Run(
+        {HUBCACHE_BINARY, "verify", "--cache-dir", node->cache_dir.string()}, {},
+        std::chrono::minutes(2));
+    EXPECT_EQ(verify.exit_code, 0) << node->ip << "\n" << verify.out << verify.err;
+    EXPECT_TRUE(fs::exists(BlobFile(*node, sha))) << node->ip;
+  }
+}
+
 }  // namespace
 }  // namespace hubcache::testing

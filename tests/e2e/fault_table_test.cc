@@ -146,8 +146,7 @@ class FaultTableTest : public HubcacheTest {
   // The store holds nothing wrong: `hubcache verify` with the daemon stopped.
   void ExpectStoreSound(const std::string& where) {
     StopHubcache();
-    auto verify = testing::Run({HUBCACHE_BINARY, "verify", "--cache-dir", cache_dir().string()}, {},
-                      std::chrono::minutes(2));
+    auto verify = Verify();
     EXPECT_EQ(verify.exit_code, 0) << where << "\n" << verify.out << verify.err;
   }
 

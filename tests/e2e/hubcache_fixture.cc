@@ -69,6 +69,11 @@ void HubcacheTest::StopHubcache() {
   process_.reset();
 }
 
+RunResult HubcacheTest::Verify() {
+  return testing::Run({HUBCACHE_BINARY, "verify", "--cache-dir", cache_dir_.string()}, {},
+             std::chrono::minutes(2));
+}
+
 HttpResponse HubcacheTest::Request(const std::string& method, const std::string& target,
                                    const Headers& headers, const std::string& body) {
   auto response = HttpRequest("127.0.0.1", port_, method, target, headers, body);

@@ -32,6 +32,8 @@ class HubcacheTest : public ::testing::Test {
   void StartHubcache(const std::vector<std::string>& extra = {});
   // SIGTERM and wait.
   void StopHubcache();
+  // `hubcache verify` on this test's cache directory (the daemon stopped).
+  RunResult Verify();
 
   // One request on a fresh connection to hubcache.
   HttpResponse Request(const std::string& method, const std::string& target,

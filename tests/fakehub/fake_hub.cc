@@ -1,6 +1,7 @@
 #include "tests/fakehub/fake_hub.h"
 
 #include <condition_variable>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
@@ -188,6 +189,42 @@ void FakeHub::MoveBranch(std::string_view type, std::string_view repo, std::stri
     throw std::invalid_argument("fakehub: unknown repo type '" + std::string(type) + "'");
   const std::string problem = impl_->model->MoveBranch(*parsed, repo, branch, commit);
   if (!problem.empty()) throw std::invalid_argument("fakehub: MoveBranch: " + problem);
+}
+
+namespace {
+// Applies `change` to the repo's current access.
+void ChangeAccess(Model& model, std::string_view type, std::string_view repo,
+                  const std::function<void(Model::Access&)>& change) {
+  const auto parsed = ParseRepoType(type);
+  if (!parsed) throw std::invalid_argument("fakehub: unknown repo type '" + std::string(type) + "'");
+  const Repo* found = model.FindRepo(*parsed, repo);
+  if (found == nullptr) {
+    throw std::invalid_argument("fakehub: no " + std::string(type) + " repo '" + std::string(repo) + "'");
+  }
+  Model::Access access = model.AccessOf(*found);
+  change(access);
+  const std::string problem = model.SetAccess(*parsed, repo, std::move(access));
+  if (!problem.empty()) throw std::invalid_argument("fakehub: " + problem);
+}
+}  // namespace
+
+void FakeHub::SetPrivate(std::string_view type, std::string_view repo, bool is_private) {
+  ChangeAccess(*impl_->model, type, repo, [&](Model::Access& a) { a.is_private = is_private; });
+}
+
+void FakeHub::SetTokenAccess(std::string_view type, std::string_view repo, std::string_view token,
+                             bool granted) {
+  ChangeAccess(*impl_->model, type, repo, [&](Model::Access& a) {
+    if (granted) {
+      a.tokens.insert(std::string(token));
+    } else {
+      a.tokens.erase(std::string(token));
+    }
+  });
+}
+
+void FakeHub::DeleteRepo(std::string_view type, std::string_view repo) {
+  ChangeAccess(*impl_->model, type, repo, [](Model::Access& a) { a.deleted = true; });
 }
 
 std::string FakeHub::FileContent(std::string_view type, std::string_view repo,

@@ -164,6 +164,17 @@ class FakeHub {
   void MoveBranch(std::string_view type, std::string_view repo, std::string_view branch,
                   std::string_view commit);
 
+  // Changes who may read a repo from now on, as its owners would on the Hub:
+  // make it private (true) or public again, grant a fixture token access (a
+  // private repo's member, a gated repo's approval) or revoke it, delete it
+  // (every route then answers as for a repo that never existed; its files
+  // stay known to the methods below). Throw std::invalid_argument for an
+  // unknown repo or a token the fixture does not know.
+  void SetPrivate(std::string_view type, std::string_view repo, bool is_private);
+  void SetTokenAccess(std::string_view type, std::string_view repo, std::string_view token,
+                      bool granted);
+  void DeleteRepo(std::string_view type, std::string_view repo);
+
   // Expected bytes and digests, so tests can compare. `type` is
   // model|dataset|space; `commit` may be any revision. Throw
   // std::invalid_argument for an unknown repo, revision or file.

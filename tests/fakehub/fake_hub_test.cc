@@ -950,3 +950,46 @@ id = "legacy"
 
 }  // namespace
 }  // namespace hubcache::fakehub
+
+namespace hubcache::fakehub {
+namespace {
+
+using hubcache::testing::Headers;
+using testing::Fetch;
+
+// Access changes at run time (SetPrivate, SetTokenAccess, DeleteRepo) are
+// seen by the next request, as on the Hub.
+TEST(FakeHubAccessTest, OwnersChangeWhoMayReadARepo) {
+  auto hub = FakeHub::Start({});
+  const std::string gated = "/org/gated/resolve/main/config.json";
+  const std::string model = "/api/models/org/model";
+  const Headers approved = {{"Authorization", "Bearer hf_approved"}};
+  EXPECT_EQ(Fetch(hub->port(), "HEAD", gated, approved).status, 307u);
+  hub->SetTokenAccess("model", "org/gated", "hf_approved", false);
+  auto refused = Fetch(hub->port(), "HEAD", gated, approved);
+  EXPECT_EQ(refused.status, 403u);
+  EXPECT_EQ(refused.Header("x-error-code"), "GatedRepo");
+  hub->SetTokenAccess("model", "org/gated", "hf_approved", true);
+  EXPECT_EQ(Fetch(hub->port(), "HEAD", gated, approved).status, 307u);
+
+  EXPECT_EQ(Fetch(hub->port(), "GET", model).status, 200u);
+  hub->SetPrivate("model", "org/model", true);
+  EXPECT_EQ(Fetch(hub->port(), "GET", model).status, 401u);
+  EXPECT_EQ(Fetch(hub->port(), "GET", model, {{"Authorization", "Bearer hf_user"}}).status, 404u);
+  hub->SetTokenAccess("model", "org/model", "hf_user", true);
+  auto member = Fetch(hub->port(), "GET", model, {{"Authorization", "Bearer hf_user"}});
+  EXPECT_EQ(member.status, 200u);
+  EXPECT_NE(member.body.find("\"private\":true"), std::string::npos) << member.body;
+
+  hub->DeleteRepo("model", "org/private");
+  auto gone = Fetch(hub->port(), "GET", "/api/models/org/private",
+                    {{"Authorization", "Bearer hf_owner"}});
+  EXPECT_EQ(gone.status, 404u);
+  EXPECT_EQ(gone.Header("x-error-code"), "RepoNotFound");
+  EXPECT_THROW(hub->SetPrivate("model", "org/nope", true), std::invalid_argument);
+  EXPECT_THROW(hub->SetTokenAccess("model", "org/model", "hf_nobody_knows", true),
+               std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace hubcache::fakehub

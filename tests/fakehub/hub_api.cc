@@ -95,7 +95,7 @@ Reply HubService::RepoInfo(const Repo& repo, const Commit& commit, const Params&
   if (slash != std::string::npos) doc["author"] = repo.id.substr(0, slash);
   doc["sha"] = commit.sha;
   doc["lastModified"] = commit.date;
-  doc["private"] = repo.is_private;
+  doc["private"] = model_.AccessOf(repo).is_private;
   doc["gated"] = gated;
   doc["disabled"] = repo.disabled;
   doc["downloads"] = 0;

@@ -155,7 +155,8 @@ std::optional<Reply> HubService::Renamed(const Request& request, RepoType type,
   if (!token || (!token->empty() && !model_.IsValidToken(*token))) {
     return ErrorReply(401, "", "Invalid credentials in Authorization header");
   }
-  if (repo->is_private && (token->empty() || !repo->tokens.contains(*token))) {
+  const Model::Access access = model_.AccessOf(*repo);
+  if (access.deleted || (access.is_private && (token->empty() || !access.tokens.contains(*token)))) {
     return ErrorReply(token->empty() ? 401 : 404, "RepoNotFound", "Repository not found");
   }
   // The same path and query with the id swapped: a relative Location, as
@@ -227,8 +228,9 @@ const Repo* HubService::Authorize(const Request& request, RepoType type, const s
   }
   const bool anonymous = token->empty();
   const Repo* repo = model_.FindRepo(type, id);
-  const bool granted = repo != nullptr && !anonymous && repo->tokens.contains(*token);
-  if (repo == nullptr || (repo->is_private && !granted)) {
+  const Model::Access access = repo != nullptr ? model_.AccessOf(*repo) : Model::Access{};
+  const bool granted = repo != nullptr && !anonymous && access.tokens.contains(*token);
+  if (repo == nullptr || access.deleted || (access.is_private && !granted)) {
     // A private repo is indistinguishable from a missing one.
     error = ErrorReply(anonymous ? 401 : 404, "RepoNotFound", "Repository not found");
     return nullptr;

@@ -238,6 +238,7 @@ Model::Model(std::vector<std::unique_ptr<Repo>> repos, std::map<std::string, Ref
     }
     tokens_.insert(repo->tokens.begin(), repo->tokens.end());
     refs_[repo.get()] = refs_by_key[repo->Key()];
+    access_[repo.get()] = {.is_private = repo->is_private, .deleted = false, .tokens = repo->tokens};
     for (const auto& commit : repo->commits) {
       for (const File& file : commit->files) {
         if (file.lfs) lfs_.emplace(file.sha256, file.content.get());
@@ -322,6 +323,24 @@ std::string Model::MoveBranch(RepoType type, std::string_view repo_id, std::stri
   }
   std::lock_guard lock(mu_);
   refs_.at(repo).branches[std::string(branch)] = target->sha;
+  return "";
+}
+
+Model::Access Model::AccessOf(const Repo& repo) const {
+  std::lock_guard lock(mu_);
+  return access_.at(&repo);
+}
+
+std::string Model::SetAccess(RepoType type, std::string_view repo_id, Access access) {
+  const Repo* repo = FindRepo(type, repo_id);
+  if (repo == nullptr) {
+    return "no " + std::string(TypeName(type)) + " repo '" + std::string(repo_id) + "'";
+  }
+  for (const std::string& token : access.tokens) {
+    if (!IsValidToken(token)) return "token '" + token + "' is not in the fixture";
+  }
+  std::lock_guard lock(mu_);
+  access_.at(repo) = std::move(access);
   return "";
 }
 

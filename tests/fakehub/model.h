@@ -3,8 +3,8 @@
 // A Repo holds commits; a Commit holds files (path, content, LFS flag) and
 // the derived git facts the Hub publishes: blob ids, LFS pointers, sha256,
 // Xet hashes and git tree ids of directories. Everything about a commit is
-// immutable. Refs (branches, tags, pull requests, converts) are the only
-// mutable part: MoveBranch() changes them at run time.
+// immutable. Refs (branches, tags, pull requests, converts) and access are
+// the only mutable parts: MoveBranch() and SetAccess() change them.
 //
 // Thread safety: repos and commits are immutable after construction and may
 // be read from any thread without locking; refs are guarded by an internal
@@ -137,6 +137,17 @@ class Model {
   std::string MoveBranch(RepoType type, std::string_view repo, std::string_view branch,
                          std::string_view commit);
 
+  // Who may read a repo now: the fixture's settings until SetAccess
+  // changes them (a repo made private, an approval revoked, a deletion).
+  struct Access {
+    bool is_private = false;
+    bool deleted = false;  // every route answers as for a repo that never existed
+    std::set<std::string, std::less<>> tokens;  // as Repo::tokens
+  };
+  Access AccessOf(const Repo& repo) const;
+  // Replaces a repo's access. Returns an error message, or "" on success.
+  std::string SetAccess(RepoType type, std::string_view repo, Access access);
+
   // The content of an LFS file by its sha256 (what the CDN serves).
   const Content* FindLfs(std::string_view sha256) const;
 
@@ -149,6 +160,7 @@ class Model {
 
   mutable std::mutex mu_;
   std::map<const Repo*, Refs> refs_;  // GUARDED_BY(mu_)
+  std::map<const Repo*, Access> access_;  // GUARDED_BY(mu_)
 };
 
 // Fills in the derived facts of a commit whose `files` (path, content, lfs)

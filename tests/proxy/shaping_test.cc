@@ -16,6 +16,15 @@ TEST(ShapingTest, XetLinkEntriesGoOthersStay) {
   EXPECT_EQ(StripXetLinks(mixed), "<https://huggingface.co/api/x?cursor=a,b>; rel=\"next\"");
 }
 
+// Tabs are whitespace too (found by tests/fuzz/shaping_fuzz.cc: a tab
+// after the rel kept the entry, which a second pass then dropped).
+TEST(ShapingTest, XetRelsAmongTabsAreFound) {
+  EXPECT_EQ(StripXetLinks("<https://h/t>;\trel=xet-auth\t"), std::nullopt);
+  EXPECT_EQ(StripXetLinks("xet-auth\t"), std::nullopt);
+  EXPECT_EQ(StripXetLinks("\t<https://h/n>; rel=\"next\"\t, <https://c/r>; rel=\"xet-reconstruction-info\""),
+            "<https://h/n>; rel=\"next\"");
+}
+
 TEST(ShapingTest, XetHeadersAreRemoved) {
   http::fields fields;
   fields.set("X-Xet-Hash", "abc");
