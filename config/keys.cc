@@ -133,6 +133,8 @@ const KeyDef kKeys[] = {
     {"store", "max_bytes", Kind::kSize, RefTo<&Config::store, &Store::max_bytes>},
     {"store", "min_free_percent", Kind::kPercent, RefTo<&Config::store, &Store::min_free_percent>, 0,
      99},
+    {"store", "index_max_bytes", Kind::kSize, RefTo<&Config::store, &Store::index_max_bytes>,
+     256 * 1024, std::uint64_t{1} << 40},
     // [upstream]
     {"upstream", "url", Kind::kString, RefTo<&Config::upstream, &Upstream::url>, 0, 0, CheckUpstreamUrl},
     {"upstream", "ca_file", Kind::kPath, RefTo<&Config::upstream, &Upstream::ca_file>},

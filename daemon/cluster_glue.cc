@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/log.h"
+#include "core/offload.h"
 #include "p2p/errc.h"
 #include "proxy/blob_sender.h"
 #include "proxy/byte_ranges.h"
@@ -190,7 +191,28 @@ net::awaitable<void> ClusterHandler::StreamBlob(proxy::Exchange& exchange, std::
   http::response_header<> head;
   head.set(http::field::content_type, "application/octet-stream");
   head.set(http::field::cache_control, "no-store");
-  co_await proxy::SendBlob(exchange, std::move(head), range, std::move(body));
+  if (body.fetch == nullptr) {
+    // A disk that fails to read the blob back: out of the store (refetched
+    // when asked again), as when a client's read fails (proxy/file_routes.cc).
+    // The asker takes its bytes from another source.
+    body.unreadable = [this, unreadable = *digest](ErrorCode why) {
+      return Quarantine(unreadable, why);
+    };
+  }
+  const proxy::SentBlob sent =
+      co_await proxy::SendBlob(exchange, std::move(head), range, std::move(body));
+  if (!sent.answered) co_await SendJsonError(exchange, 503, "this node cannot read that blob");
+}
+
+net::awaitable<void> ClusterHandler::Quarantine(store::Digest digest, ErrorCode why) {
+  log::Error(kModule, "blob_unreadable", {{"digest", digest.Hex()}, {"error", why.message()}});
+  const std::string reason = why.message();
+  auto taken = co_await core::Offload(
+      blocking_, [this, &digest, &reason] { return store_.Quarantine(digest, reason); });
+  if (!taken) {
+    log::Warn(kModule, "quarantine_failed",
+              {{"digest", digest.Hex()}, {"error", taken.error().message()}});
+  }
 }
 
 net::awaitable<void> ClusterHandler::Handle(proxy::Exchange& exchange) {

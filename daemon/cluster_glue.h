@@ -44,21 +44,25 @@ class PeerSource final : public proxy::BlobSource {
 
 class ClusterHandler final : public proxy::Handler {
  public:
+  // `blocking`: the pool for disk work (core/offload.h).
   ClusterHandler(p2p::Cluster& cluster, proxy::FetchCoordinator& fetches, store::BlobStore& store,
-                 std::string upstream_url)
+                 std::string upstream_url, net::any_io_executor blocking)
       : cluster_(cluster), fetches_(fetches), store_(store),
-        upstream_url_(std::move(upstream_url)) {}
+        upstream_url_(std::move(upstream_url)), blocking_(std::move(blocking)) {}
   net::awaitable<void> Handle(proxy::Exchange& exchange) override;
 
  private:
   net::awaitable<void> ColdFetch(proxy::Exchange& exchange, const p2p::ClusterRequest& request);
   net::awaitable<void> StreamBlob(proxy::Exchange& exchange, std::string_view hex,
                                   std::uint64_t from);
+  // Takes a stored blob that cannot be read back out of the store.
+  net::awaitable<void> Quarantine(store::Digest digest, ErrorCode why);
 
   p2p::Cluster& cluster_;
   proxy::FetchCoordinator& fetches_;
   store::BlobStore& store_;
   const std::string upstream_url_;
+  net::any_io_executor blocking_;
 };
 
 std::string ClusterMetrics(const p2p::Cluster& cluster);

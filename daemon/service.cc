@@ -110,7 +110,8 @@ tl::expected<std::unique_ptr<Service>, Service::Failure> Service::Create(
     cluster_options.listen = {config.cluster.listen};
     cluster_options.public_url.clear();
     service->cluster_handler_ = std::make_unique<ClusterHandler>(
-        *service->cluster_, service->fetches_, *service->store_.blobs, config.upstream.url);
+        *service->cluster_, service->fetches_, *service->store_.blobs, config.upstream.url,
+        service->blocking_.get_executor());
     auto cluster_server = proxy::Server::Create(ioc, cluster_options, *service->cluster_handler_);
     if (!cluster_server) {
       return Unexpected(Failure{"cluster_listen_failed",

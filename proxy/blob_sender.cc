@@ -97,8 +97,8 @@ net::awaitable<ErrorCode> SendFileRange(ServerSocket& socket, int fd, std::uint6
 
 }  // namespace
 
-net::awaitable<std::uint64_t> SendBlob(Exchange& exchange, http::response_header<> head,
-                                       const RangeRequest& range, BlobBody body) {
+net::awaitable<SentBlob> SendBlob(Exchange& exchange, http::response_header<> head,
+                                  const RangeRequest& range, BlobBody body) {
   const std::uint64_t total = body.size;
   std::vector<Piece> pieces;
   std::uint64_t length = 0;
@@ -148,7 +148,7 @@ net::awaitable<std::uint64_t> SendBlob(Exchange& exchange, http::response_header
     StringResponse response(std::move(head));
     response.body().assign(*body.content, pieces.front().span->first, length);
     co_await exchange.Send(std::move(response));
-    co_return exchange.body_bytes();
+    co_return SentBlob{.body_bytes = exchange.body_bytes()};
   }
   if (!exchange.is_head() && !body.fetch && pieces.size() == 1 && pieces.front().prefix.empty() &&
       length <= kSmallBody) {
@@ -160,11 +160,13 @@ net::awaitable<std::uint64_t> SendBlob(Exchange& exchange, http::response_header
                                 static_cast<off_t>(pieces.front().span->first));
     if (got == static_cast<ssize_t>(length)) {
       co_await exchange.Send(std::move(response));
-      co_return exchange.body_bytes();
+      co_return SentBlob{.body_bytes = exchange.body_bytes()};
     }
-    log::Warn(log::Module::kProxy, "blob_read_failed", {{"req", exchange.id()}});
-    exchange.Abort(status, 0);
-    co_return 0;
+    const ErrorCode error = got < 0 ? core::ErrnoError(errno) : make_error_code(core::Errc::kCorrupt);
+    log::Warn(log::Module::kProxy, "blob_read_failed",
+              {{"req", exchange.id()}, {"error", error.message()}});
+    if (body.unreadable) co_await body.unreadable(error);
+    co_return SentBlob{.read_error = error, .answered = false};
   }
   auto& socket = exchange.stream().socket();
   // Not while following a download: bytes that have arrived must not wait
@@ -173,11 +175,11 @@ net::awaitable<std::uint64_t> SendBlob(Exchange& exchange, http::response_header
   if (!exchange.is_head() && !pieces.empty() && !body.fetch) cork.emplace(socket.native_handle());
   if (auto ec = co_await exchange.SendHead(head)) {
     exchange.MarkAnswered(status, 0, false);
-    co_return 0;
+    co_return SentBlob{};
   }
   if (exchange.is_head() || pieces.empty()) {
     exchange.MarkAnswered(status, 0, exchange.keep_alive());
-    co_return 0;
+    co_return SentBlob{};
   }
 
   std::uint64_t sent = 0;
@@ -229,11 +231,15 @@ net::awaitable<std::uint64_t> SendBlob(Exchange& exchange, http::response_header
   if (ec) {
     log::Info(log::Module::kProxy, "body_cut",
               {{"req", exchange.id()}, {"sent", sent}, {"of", length}, {"error", ec.message()}});
+    // The file's side of sendfile: the disk failed, or the file is shorter
+    // than its record (a peer's socket error is never EIO).
+    const bool unreadable = ec == core::ErrnoError(EIO) || ec == core::Errc::kCorrupt;
+    if (unreadable && body.unreadable) co_await body.unreadable(ec);
     exchange.Abort(status, sent);
-    co_return sent;
+    co_return SentBlob{.body_bytes = sent, .read_error = unreadable ? ec : ErrorCode()};
   }
   exchange.MarkAnswered(status, sent, exchange.keep_alive());
-  co_return sent;
+  co_return SentBlob{.body_bytes = sent};
 }
 
 }  // namespace hubcache::proxy

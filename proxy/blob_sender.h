@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 
 #include <boost/beast/http/message.hpp>
@@ -38,10 +39,25 @@ struct BlobBody {
   // The whole content of a small cached blob, instead of `fd` (a whole-body
   // answer only: BlobStore::SmallContent).
   std::shared_ptr<const std::string> content = {};
+  // Awaited when the file cannot be read (EIO, or it ends before `size`),
+  // before the connection is cut or the caller answers instead: the proxy
+  // takes the blob out of the store here, so that the client's retry
+  // fetches it again rather than failing the same way.
+  std::function<net::awaitable<void>(ErrorCode)> unreadable = {};
 };
 
-// Answers `exchange` (HEAD: the head only). Returns the body bytes sent.
-net::awaitable<std::uint64_t> SendBlob(Exchange& exchange, http::response_header<> head,
-                                       const RangeRequest& range, BlobBody body);
+struct SentBlob {
+  std::uint64_t body_bytes = 0;
+  // The blob's file could not be read (EIO, or it ended early): the
+  // connection was cut, or, when `answered` is false, nothing was sent and
+  // the caller still owes the client an answer.
+  ErrorCode read_error = {};
+  bool answered = true;
+};
+
+// Answers `exchange` (HEAD: the head only), unless the file cannot be read
+// before anything is sent (see SentBlob).
+net::awaitable<SentBlob> SendBlob(Exchange& exchange, http::response_header<> head,
+                                  const RangeRequest& range, BlobBody body);
 
 }  // namespace hubcache::proxy

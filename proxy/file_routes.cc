@@ -5,6 +5,7 @@
 
 #include "core/errc.h"
 #include "core/log.h"
+#include "core/offload.h"
 #include "proxy/blob_sender.h"
 #include "proxy/errc.h"
 #include "proxy/http_errors.h"
@@ -51,12 +52,30 @@ http::response_header<> FileHead(const FileAnswer& answer) {
   return head;
 }
 
-net::awaitable<void> SendFileBody(HubContext& hub, Exchange& exchange, http::response_header<> head,
-                                  const RangeRequest& range, BlobBody body, CacheStatus cache) {
+net::awaitable<SentBlob> SendFileBody(HubContext& hub, Exchange& exchange,
+                                      http::response_header<> head, const RangeRequest& range,
+                                      BlobBody body, CacheStatus cache) {
   head.set("X-Cache", CacheStatusHeader(cache));
   exchange.set_cache(CacheStatusHeader(cache));
-  const std::uint64_t sent = co_await SendBlob(exchange, std::move(head), range, std::move(body));
-  hub.metrics.CountServed(cache, sent);
+  SentBlob sent = co_await SendBlob(exchange, std::move(head), range, std::move(body));
+  if (sent.answered) hub.metrics.CountServed(cache, sent.body_bytes);
+  co_return sent;
+}
+
+// A stored blob that cannot be read back (a failing disk, a file cut short
+// behind hubcache's back) leaves the store, so that the next request fetches
+// it again instead of failing the same way forever.
+net::awaitable<void> QuarantineBlob(HubContext& hub, Exchange& exchange, store::Digest digest,
+                                    ErrorCode why) {
+  log::Error(kModule, "blob_unreadable",
+             {{"req", exchange.id()}, {"digest", digest.Hex()}, {"error", why.message()}});
+  const std::string reason = why.message();
+  auto taken = co_await core::Offload(
+      hub.blocking, [&hub, &digest, &reason] { return hub.store.Quarantine(digest, reason); });
+  if (!taken) {
+    log::Warn(kModule, "quarantine_failed",
+              {{"req", exchange.id()}, {"digest", digest.Hex()}, {"error", taken.error().message()}});
+  }
 }
 
 // The store has no room for this blob: stream it from upstream uncached.
@@ -193,15 +212,23 @@ net::awaitable<bool> ServeStored(HubContext& hub, Exchange& exchange, const Rang
   }
   auto blob = hub.store.Lookup(digest);
   if (!blob) {
-    if (blob.error() != core::Errc::kNotFound) {
+    if (blob.error() == core::Errc::kCorrupt) {
+      co_await QuarantineBlob(hub, exchange, digest, blob.error());
+    } else if (blob.error() != core::Errc::kNotFound) {
       log::Warn(kModule, "blob_unreadable",
                 {{"req", exchange.id()}, {"digest", digest.Hex()}, {"error", blob.error().message()}});
     }
     co_return false;
   }
-  BlobBody body{.fd = std::move(blob->fd), .size = size};
-  co_await SendFileBody(hub, exchange, FileHead(answer), range, std::move(body), cached);
-  co_return true;
+  BlobBody body{.fd = std::move(blob->fd),
+                .size = size,
+                .unreadable = [&hub, &exchange, digest](ErrorCode why) {
+                  return QuarantineBlob(hub, exchange, digest, why);
+                }};
+  const SentBlob sent =
+      co_await SendFileBody(hub, exchange, FileHead(answer), range, std::move(body), cached);
+  // Nothing sent: the caller fetches the blob again.
+  co_return sent.answered;
 }
 
 // GET of a blob the store does not hold: join its download, or start one

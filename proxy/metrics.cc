@@ -108,6 +108,9 @@ std::string Metrics::Render(store::BlobStore& store, std::size_t fetches_in_flig
   out += fmt::format("hubcache_store_touch_failures_total {}\n", store.touch_failures());
   counter("hubcache_digest_mismatches_total", "Downloads discarded because their digest was wrong.");
   out += fmt::format("hubcache_digest_mismatches_total {}\n", store.digest_mismatches());
+  counter("hubcache_store_quarantined_total",
+          "Stored blobs taken out because their file could not be read back (moved to quarantine/).");
+  out += fmt::format("hubcache_store_quarantined_total {}\n", store.quarantined());
   if (extra_) out += extra_();
   return out;
 }

@@ -7,6 +7,8 @@
 #include <chrono>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "core/check.h"
 #include "core/clock.h"
 #include "core/errc.h"
@@ -99,7 +101,7 @@ Result<std::unique_ptr<BlobStore>> BlobStore::Open(const Options& options, bool 
   }
   // One environment: the metadata Index anyone may use, and the blob records
   // only the store writes.
-  auto env = internal::IndexEnv::Open(root / "index");
+  auto env = internal::IndexEnv::Open(root / "index", options.index_max_bytes);
   if (!env) return Fail(env.error());
   std::unique_ptr<BlobStore> store(new BlobStore(root, options, std::make_unique<Index>(*env),
                                                  std::make_unique<BlobIndex>(*env)));
@@ -356,6 +358,31 @@ Result<bool> BlobStore::Remove(const Digest& digest) {
   if (!*record) return false;
   if ((*record)->pins > 0) return Fail(Errc::kBusy);
   return DeleteLocked(digest, (*record)->size);
+}
+
+Result<bool> BlobStore::Quarantine(const Digest& digest, std::string_view why) {
+  std::lock_guard lock(space_mu_);
+  auto record = index_->GetBlob(digest);
+  if (!record) return Fail(record.error());
+  if (!*record) return false;
+  auto deleted = blob_index_->DeleteBlob(digest);
+  if (!deleted) return Fail(deleted.error());
+  if (!*deleted) return false;
+  NotifyRemoving(digest);
+  used_ -= std::min(used_, (*record)->size);
+  quarantined_.fetch_add(1);
+  const fs::path dir = root_ / "quarantine";
+  const fs::path target =
+      dir / fmt::format("{}-{}", digest.kind() == DigestKind::kSha256 ? "sha256" : "sha1", digest.Hex());
+  auto moved = disk_.CreateDirectories(dir);
+  if (moved) moved = disk_.Rename(BlobPath(digest), target);
+  if (!moved) (void)disk_.Remove(BlobPath(digest));  // else fsck removes the orphan
+  log::Error(log::Module::kStore, "blob_quarantined",
+             {{"digest", digest.Hex()},
+              {"bytes", (*record)->size},
+              {"why", why},
+              {"moved_to", moved ? target.string() : std::string("(unlinked)")}});
+  return true;
 }
 
 Result<Reservation> BlobStore::Reserve(std::uint64_t bytes) {

@@ -5,6 +5,7 @@
 //   blobs/sha1/ab/<40 hex>     regular files, by git blob id
 //   staging/<kind>-<hex>.part  downloads in progress
 //   index/                     the LMDB Index
+//   quarantine/<kind>-<hex>    blobs taken out because they could not be read
 //
 // A blob is written through a BlobWriter: bytes arrive at any offset (parallel
 // ranged downloads write out of order), the writer hashes the contiguous
@@ -152,6 +153,14 @@ class BlobStore {
   // if it was not there. Errors: Errc::kBusy if a pin holds it.
   Result<bool> Remove(const Digest& digest);
 
+  // Takes out of the store a committed blob whose file cannot be read back
+  // (EIO, or shorter than its record), pinned or not: index entry first (a
+  // download that commits it again gets its pins back), then the file moves
+  // to quarantine/<kind>-<hex> for the operator to look at (or is unlinked
+  // when that fails; its bytes no longer count as used). False if it was not
+  // in the store. Errors: the index's.
+  Result<bool> Quarantine(const Digest& digest, std::string_view why);
+
   // Bytes of all committed blobs; bytes reserved by downloads in flight.
   std::uint64_t used_bytes() const;
   std::uint64_t reserved_bytes() const;
@@ -169,6 +178,8 @@ class BlobStore {
   // did not hash to their digest.
   std::uint64_t evictions() const { return evictions_.load(); }
   std::uint64_t digest_mismatches() const { return digest_mismatches_.load(); }
+  // Blobs taken out by Quarantine().
+  std::uint64_t quarantined() const { return quarantined_.load(); }
   // Batches of last-access updates that could not be written (each logged).
   std::uint64_t touch_failures() const;
   // What is known about repos: files, refs, access, documents, pins. Blob
@@ -223,6 +234,7 @@ class BlobStore {
   std::atomic<std::uint64_t> staged_{0};
   std::atomic<std::uint64_t> evictions_{0};
   std::atomic<std::uint64_t> digest_mismatches_{0};
+  std::atomic<std::uint64_t> quarantined_{0};
 };
 
 // Writes one blob into staging. Made by BlobStore::BeginWrite().

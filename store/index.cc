@@ -16,7 +16,7 @@ Index::Index(std::shared_ptr<internal::IndexEnv> env) : impl_(std::move(env)) {}
 Index::~Index() = default;
 
 Result<std::unique_ptr<Index>> Index::Open(const std::filesystem::path& dir) {
-  auto env = internal::IndexEnv::Open(dir);
+  auto env = internal::IndexEnv::Open(dir, internal::kMapSize);
   if (!env) return Fail(env.error());
   return std::make_unique<Index>(std::move(*env));
 }

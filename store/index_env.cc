@@ -7,9 +7,10 @@
 
 namespace hubcache::store::internal {
 
-Result<std::shared_ptr<IndexEnv>> IndexEnv::Open(const std::filesystem::path& dir) {
+Result<std::shared_ptr<IndexEnv>> IndexEnv::Open(const std::filesystem::path& dir,
+                                                  std::size_t map_size) {
   std::shared_ptr<IndexEnv> self(new IndexEnv());
-  auto env = Env::Open(dir, kMaxDbs, kMapSize);
+  auto env = Env::Open(dir, kMaxDbs, map_size);
   if (!env) return Fail(env.error());
   self->env = std::move(*env);
 

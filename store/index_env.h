@@ -37,7 +37,9 @@ class IndexEnv {
 
   // Opens or creates the environment in `dir`, checks the schema version and
   // starts the writer thread. Errors: see Index::Open.
-  static Result<std::shared_ptr<IndexEnv>> Open(const std::filesystem::path& dir);
+  // `map_size`: Options::index_max_bytes.
+  static Result<std::shared_ptr<IndexEnv>> Open(const std::filesystem::path& dir,
+                                                std::size_t map_size);
   // Writes pending touches and stops the writer thread.
   ~IndexEnv();
   IndexEnv(const IndexEnv&) = delete;

@@ -40,7 +40,8 @@ void HubcacheTest::TearDown() {
   std::filesystem::remove_all(dir_, ignored);
 }
 
-void HubcacheTest::StartHubcache(const std::vector<std::string>& extra) {
+void HubcacheTest::StartHubcache(const std::vector<std::string>& extra,
+                                 const std::map<std::string, std::string>& env) {
   StopHubcache();
   std::vector<std::string> argv = {HUBCACHE_BINARY, "serve",   "--listen",
                                    "127.0.0.1:0",   "--cache-dir", cache_dir_.string(),
@@ -50,7 +51,7 @@ void HubcacheTest::StartHubcache(const std::vector<std::string>& extra) {
     argv.insert(argv.end(), {"--upstream", hub_->url()});
   }
   argv.insert(argv.end(), extra.begin(), extra.end());
-  process_ = Subprocess::Start(argv);
+  process_ = Subprocess::Start(argv, env);
   ASSERT_TRUE(process_->WaitForStderr("hubcache_started", seconds(30))) << process_->err();
   const std::string& err = process_->err();
   const std::size_t at = err.find("listen=127.0.0.1:");

@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -27,9 +28,10 @@ class HubcacheTest : public ::testing::Test {
   void TearDown() override;
 
   // Starts hubcache on a free port with this test's cache directory,
-  // upstream.url pointing at the fake Hub, and `extra` arguments. Stops the
-  // one running first, if any.
-  void StartHubcache(const std::vector<std::string>& extra = {});
+  // upstream.url pointing at the fake Hub, `extra` arguments and `env` added
+  // to its environment. Stops the one running first, if any.
+  void StartHubcache(const std::vector<std::string>& extra = {},
+                     const std::map<std::string, std::string>& env = {});
   // SIGTERM and wait.
   void StopHubcache();
   // `hubcache verify` on this test's cache directory (the daemon stopped).

@@ -1,5 +1,6 @@
 #include "tests/support/temp_dir.h"
 #include "tests/support/bytes.h"
+#include "tests/support/files.h"
 #include "store/blob_store.h"
 #include "store/blob_index.h"
 
@@ -489,6 +490,37 @@ TEST_F(BlobStoreTest, LookupDetectsMissingAndTruncatedFiles) {
   const Digest truncated = Put(Content(100, 13));
   fs::resize_file(store_->BlobPath(truncated), 50);
   EXPECT_EQ(store_->Lookup(truncated).error(), core::Errc::kCorrupt);
+}
+
+// A blob that cannot be read back leaves the store whatever holds it: out of
+// the index (pins and all), its file to quarantine/, its bytes no longer
+// counted; committed again, it gets its pins back.
+TEST_F(BlobStoreTest, QuarantineTakesAnUnreadableBlobOutAndARecommitRestoresItsPins) {
+  const std::string content = Content(10'000, 14);
+  const Digest digest = Put(content);
+  const Digest other = Put(Content(100, 15));
+  ASSERT_TRUE(store_->index().Pin("org/model@abc", {digest}));
+  ASSERT_EQ((*store_->GetBlob(digest))->pins, 1u);
+  const std::uint64_t used = store_->used_bytes();
+  EXPECT_EQ(store_->Remove(digest).error(), Errc::kBusy);  // rm respects the pin
+
+  auto taken = store_->Quarantine(digest, "Input/output error");
+  ASSERT_TRUE(taken) << taken.error().message();
+  EXPECT_TRUE(*taken);
+  EXPECT_FALSE(*store_->GetBlob(digest));
+  EXPECT_FALSE(fs::exists(store_->BlobPath(digest)));
+  const fs::path moved = root_ / "quarantine" / ("sha256-" + digest.Hex());
+  EXPECT_EQ(testing::ReadFile(moved), content);
+  EXPECT_EQ(store_->used_bytes(), used - content.size());
+  EXPECT_EQ(store_->quarantined(), 1u);
+  EXPECT_TRUE(*store_->GetBlob(other));
+  EXPECT_FALSE(*store_->Quarantine(digest, "again"));  // not there any more
+
+  Put(content);
+  auto record = store_->GetBlob(digest);
+  ASSERT_TRUE(record && *record);
+  EXPECT_EQ((*record)->pins, 1u);
+  EXPECT_EQ(store_->used_bytes(), used);
 }
 
 }  // namespace

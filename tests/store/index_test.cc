@@ -9,6 +9,7 @@
 #include "store/blob_index.h"
 #include "store/errc.h"
 #include "store/index_env.h"
+#include "store/options.h"
 
 #include "tests/support/temp_dir.h"
 
@@ -31,7 +32,7 @@ class IndexTest : public ::testing::Test {
   void Reopen() {
     blobs_.reset();
     index_.reset();
-    auto env = internal::IndexEnv::Open(dir_);
+    auto env = internal::IndexEnv::Open(dir_, Options().index_max_bytes);
     ASSERT_TRUE(env) << env.error().message();
     index_ = std::make_unique<Index>(*env);
     blobs_ = std::make_unique<BlobIndex>(*env);
