@@ -21,6 +21,7 @@
 #include "tests/e2e/hubcache_fixture.h"
 #include "tests/fakehub/content.h"
 #include "tests/e2e/stream_client.h"
+#include "tests/e2e/token_matrix.h"
 #include "tests/support/files.h"
 
 namespace hubcache::testing {
@@ -743,6 +744,75 @@ TEST_F(ClusterTest, ARestrictedFileIsNotServedToARefusedTokenEvenWhenAPeerHoldsI
   EXPECT_EQ(peer.status, 200);
   EXPECT_EQ(peer.body, approved.body);
   EXPECT_EQ(peer.Header("x-cache"), "PEER");
+}
+
+// The token matrix through the cluster (issue 18 §5; tests/e2e/token_matrix.h):
+// one node caches a gated, a private and a public file for those who may
+// read them; every node then answers every token as the Hub would (the
+// others hold nothing yet, so their bytes come from the cluster or the Hub
+// only once the Hub said yes), before and after the Hub changes its mind.
+// No token appears in any node's cache directory, debug log, /metrics or
+// answers.
+TEST_F(ClusterTest, EveryNodeAnswersEachTokenAsTheHubWould) {
+  const std::vector<std::string> extra = {"--set", "access.grant_ttl=3s", "--set",
+                                          "access.public_ttl=3s", "--set", "log.level=debug"};
+  for (Node& node : nodes_) Start(node, "secret", extra);
+  WaitForMembers({&nodes_[0], &nodes_[1], &nodes_[2]});
+  std::map<std::string, std::string> contents;
+  for (const std::string repo : {"org/gated", "org/private", "org/model"}) {
+    contents[repo] = Content(repo, "config.json");
+  }
+  std::string transcript;
+  auto expect_on = [&](Node& node, const TokenCell& cell) {
+    SCOPED_TRACE(node.ip);
+    ExpectCell(
+        cell,
+        [&](const std::string& method, const std::string& target, const Headers& headers) {
+          auto r = HttpRequest(node.ip, node.port, method, target, headers, "");
+          if (!r) {
+            ADD_FAILURE() << method << " " << target << " on " << node.ip << ": no response";
+            return HttpResponse{};
+          }
+          return *r;
+        },
+        contents.at(cell.repo), transcript);
+  };
+  expect_on(nodes_[0], {"org/gated", "hf_approved", 200, ""});
+  expect_on(nodes_[0], {"org/private", "hf_owner", 200, ""});
+  expect_on(nodes_[0], {"org/model", "", 200, ""});
+  // Node by node: a public fact lasts access.public_ttl from the anonymous
+  // success that taught it, which comes just before the other public cells.
+  for (Node& node : nodes_) {
+    for (const TokenCell& cell : MatrixBefore()) expect_on(node, cell);
+  }
+  ChangeTheHubsMind(hub());
+  std::this_thread::sleep_for(milliseconds(3500));
+  for (Node& node : nodes_) {
+    for (const TokenCell& cell : MatrixAfter()) expect_on(node, cell);
+  }
+
+  std::string metrics;
+  for (Node& node : nodes_) metrics += GetFrom(node, "/metrics").body;
+  std::string logs;
+  std::string disk;
+  for (Node& node : nodes_) {
+    node.process->Signal(SIGTERM);
+    EXPECT_EQ(node.process->Wait(seconds(30)), 0);
+    logs += node.process->err();
+    node.process.reset();
+    for (const auto& entry : fs::recursive_directory_iterator(node.cache_dir)) {
+      if (entry.is_regular_file()) disk += ReadFile(entry.path());
+    }
+  }
+  for (const std::string& token : kMatrixTokens) {
+    if (token.empty()) continue;
+    SCOPED_TRACE(token);
+    EXPECT_EQ(disk.find(token), std::string::npos) << "in a cache directory";
+    EXPECT_EQ(metrics.find(token), std::string::npos) << "in /metrics";
+    EXPECT_EQ(transcript.find(token), std::string::npos) << "in an answer";
+    EXPECT_EQ(logs.find(token), std::string::npos) << "in a debug log";
+  }
+  EXPECT_NE(logs.find("access_refused"), std::string::npos) << "the logs were at debug level";
 }
 
 TEST_F(ClusterTest, ALyingHolderIsOutvotedAndTheBlobCompletesCorrectly) {

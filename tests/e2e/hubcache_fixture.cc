@@ -24,6 +24,7 @@ void HubcacheTest::TearDownTestSuite() {
 
 void HubcacheTest::SetUp() {
   hub_->ClearFaults();
+  hub_->ResetAccess();
   hub_->ClearLog();
   hub_->SetBandwidth(0, 0);
   hub_->SetLatency(std::chrono::milliseconds(0));

@@ -223,6 +223,8 @@ void FakeHub::SetTokenAccess(std::string_view type, std::string_view repo, std::
   });
 }
 
+void FakeHub::ResetAccess() { impl_->model->ResetAccess(); }
+
 void FakeHub::DeleteRepo(std::string_view type, std::string_view repo) {
   ChangeAccess(*impl_->model, type, repo, [](Model::Access& a) { a.deleted = true; });
 }

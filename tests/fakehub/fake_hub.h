@@ -174,6 +174,8 @@ class FakeHub {
   void SetTokenAccess(std::string_view type, std::string_view repo, std::string_view token,
                       bool granted);
   void DeleteRepo(std::string_view type, std::string_view repo);
+  // Undoes the three above: every repo as the fixture has it.
+  void ResetAccess();
 
   // Expected bytes and digests, so tests can compare. `type` is
   // model|dataset|space; `commit` may be any revision. Throw

@@ -989,6 +989,11 @@ TEST(FakeHubAccessTest, OwnersChangeWhoMayReadARepo) {
   EXPECT_THROW(hub->SetPrivate("model", "org/nope", true), std::invalid_argument);
   EXPECT_THROW(hub->SetTokenAccess("model", "org/model", "hf_nobody_knows", true),
                std::invalid_argument);
+  // Everything as the fixture has it again.
+  hub->ResetAccess();
+  EXPECT_EQ(Fetch(hub->port(), "GET", "/api/models/org/private", {{"Authorization", "Bearer hf_owner"}})
+                .status,
+            200u);
 }
 
 }  // namespace

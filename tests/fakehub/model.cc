@@ -344,6 +344,13 @@ std::string Model::SetAccess(RepoType type, std::string_view repo_id, Access acc
   return "";
 }
 
+void Model::ResetAccess() {
+  std::lock_guard lock(mu_);
+  for (const auto& repo : repos_) {
+    access_[repo.get()] = {.is_private = repo->is_private, .deleted = false, .tokens = repo->tokens};
+  }
+}
+
 const Content* Model::FindLfs(std::string_view sha256) const {
   auto it = lfs_.find(sha256);
   return it == lfs_.end() ? nullptr : it->second;

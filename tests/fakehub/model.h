@@ -147,6 +147,8 @@ class Model {
   Access AccessOf(const Repo& repo) const;
   // Replaces a repo's access. Returns an error message, or "" on success.
   std::string SetAccess(RepoType type, std::string_view repo, Access access);
+  // Every repo's access back to the fixture's settings.
+  void ResetAccess();
 
   // The content of an LFS file by its sha256 (what the CDN serves).
   const Content* FindLfs(std::string_view sha256) const;
