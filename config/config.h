@@ -36,6 +36,7 @@ struct Config {
   proxy::AccessOptions access;
   proxy::ProxyOptions proxy;
   p2p::ClusterOptions cluster;
+  proxy::StatusOptions status;
   log::Options log;
 };
 

@@ -25,6 +25,11 @@ std::optional<std::string> CheckListen(std::string_view value) {
          "127.0.0.1:8080, 0.0.0.0:8080 or [::]:8080";
 }
 
+std::optional<std::string> CheckOptionalListen(std::string_view value) {
+  if (value.empty()) return std::nullopt;
+  return CheckListen(value);
+}
+
 std::optional<std::string> CheckHttpUrl(std::string_view value, bool allow_empty) {
   if (value.empty() && allow_empty) return std::nullopt;
   auto url = core::ParseUrl(value);
@@ -105,6 +110,7 @@ using Access = proxy::AccessOptions;
 using Proxy = proxy::ProxyOptions;
 using Log = log::Options;
 using Cluster = p2p::ClusterOptions;
+using Status = proxy::StatusOptions;
 
 // The field of `config` a key stores into: (config.*kSection).*kField.
 template <auto kSection, auto kField>
@@ -188,6 +194,11 @@ const KeyDef kKeys[] = {
      1024},
     {"cluster", "upload_rate_limit", Kind::kSize,
      RefTo<&Config::cluster, &Cluster::upload_rate_limit>},
+    // [status]
+    {"status", "enabled", Kind::kBool, RefTo<&Config::status, &Status::enabled>},
+    {"status", "listen", Kind::kString, RefTo<&Config::status, &Status::listen>, 0, 0,
+     CheckOptionalListen},
+    {"status", "admin_token_file", Kind::kPath, RefTo<&Config::status, &Status::admin_token_file>},
     // [log]
     {"log", "level", Kind::kLevel, RefTo<&Config::log, &Log::level>, 0, UINT64_MAX, nullptr,
      kReloadable},

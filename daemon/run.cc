@@ -140,6 +140,7 @@ int Run(const config::Loaded& loaded, Reloader reload) {
     }
     router.SetReady(false);  // load balancers stop sending new clients
     service.StopCluster();
+    service.StopStatus();
     Notify("STOPPING=1");
     log::Info(kModule, "shutdown_started",
               {{"signal", signo}, {"open_connections", server.connection_count()},
@@ -157,6 +158,7 @@ int Run(const config::Loaded& loaded, Reloader reload) {
 
   server.Start();
   service.StartCluster();
+  service.StartStatus();
   router.SetReady(true);
   Notify("READY=1\nSTATUS=serving on " + JoinEndpoints(server.endpoints()));
   log::Info(kModule, "hubcache_started",
@@ -167,6 +169,10 @@ int Run(const config::Loaded& loaded, Reloader reload) {
              {"offline", config.upstream.offline},
              {"cluster", config.cluster.listen.empty() ? std::string("none")
                                                        : config.cluster.listen},
+             {"status", !service.status_endpoints().empty()
+                            ? "http://" + JoinEndpoints(service.status_endpoints()) + "/_hubcache/"
+                        : config.status.enabled ? std::string("/_hubcache/")
+                                                : std::string("off")},
              {"threads", threads},
              {"config_file", loaded.config_file.empty() ? "none" : loaded.config_file}});
 

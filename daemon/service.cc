@@ -1,5 +1,9 @@
 #include "daemon/service.h"
 
+#include <cctype>
+#include <fstream>
+#include <iterator>
+
 #include <fmt/format.h>
 
 #include "core/errc.h"
@@ -124,7 +128,71 @@ tl::expected<std::unique_ptr<Service>, Service::Failure> Service::Create(
     service->cluster_->SetClientUrl(
         ClientUrl(config.server.public_url, config.cluster.listen, service->server_->endpoints()));
   }
+  // The status page: on the client listeners when enabled, on its own
+  // listener when it has one.
+  if (config.status.enabled || !config.status.listen.empty()) {
+    Secret admin;
+    if (!config.status.admin_token_file.empty()) {
+      std::ifstream in(config.status.admin_token_file);
+      std::string token((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back()))) token.pop_back();
+      while (!token.empty() && std::isspace(static_cast<unsigned char>(token.front()))) {
+        token.erase(token.begin());
+      }
+      if (!in.good() && !in.eof()) token.clear();
+      if (token.size() < 16) {
+        return Unexpected(Failure{
+            "status_failed",
+            fmt::format("cannot use status.admin_token_file {}: {}", config.status.admin_token_file,
+                        token.empty() ? "it cannot be read or is empty"
+                                      : "the token is shorter than 16 characters")});
+      }
+      admin = Secret(std::move(token));
+    }
+    service->status_page_ = std::make_unique<StatusPage>(
+        StatusPage::Parts{.store = *service->store_.blobs,
+                          .fetches = service->fetches_,
+                          .metrics = service->metrics_,
+                          .files = service->files_,
+                          .cluster = service->cluster_.get(),
+                          .upstream_url = config.upstream.url,
+                          .store_options = config.store,
+                          .admin_token = std::move(admin),
+                          .blocking = service->blocking_.get_executor()},
+        ioc.get_executor());
+    if (config.status.enabled) service->router_.SetStatusPage(service->status_page_.get());
+    if (!config.status.listen.empty()) {
+      service->status_router_ = std::make_unique<proxy::Router>();
+      service->status_router_->SetStatusPage(service->status_page_.get());
+      service->status_router_->SetReady(true);
+      proxy::ServerOptions status_options = config.server;
+      status_options.listen = {config.status.listen};
+      status_options.public_url.clear();
+      auto status_server = proxy::Server::Create(ioc, status_options, *service->status_router_);
+      if (!status_server) {
+        return Unexpected(Failure{"status_listen_failed",
+                                  fmt::format("cannot listen for the status page on {}: {}",
+                                              config.status.listen,
+                                              status_server.error().message())});
+      }
+      service->status_server_ = std::move(*status_server);
+    }
+  }
   return service;
+}
+
+void Service::StartStatus() {
+  if (status_page_) status_page_->Start();
+  if (status_server_) status_server_->Start();
+}
+
+void Service::StopStatus() {
+  if (status_page_) status_page_->Stop();
+  if (status_server_) status_server_->Shutdown(std::chrono::milliseconds(0), [] {});
+}
+
+std::vector<net::ip::tcp::endpoint> Service::status_endpoints() const {
+  return status_server_ ? status_server_->endpoints() : std::vector<net::ip::tcp::endpoint>{};
 }
 
 void Service::StartCluster() {
@@ -184,6 +252,7 @@ Service::Service(const config::Config& config, net::io_context& ioc, unsigned th
 Service::~Service() {
   server_.reset();
   cluster_server_.reset();
+  status_server_.reset();
   blocking_.join();
 }
 

@@ -13,6 +13,7 @@
 #include "config/config.h"
 #include "core/asio.h"
 #include "daemon/cluster_glue.h"
+#include "daemon/status_page.h"
 #include "p2p/cluster.h"
 #include "proxy/access.h"
 #include "proxy/fetch.h"
@@ -70,6 +71,11 @@ class Service {
   void StartCluster();
   // Stops them (the first step of a shutdown).
   void StopCluster();
+  // The status page's sampling and its own listener (status.listen), if any.
+  void StartStatus();
+  void StopStatus();
+  // Where the status page's own listener is bound (empty without one).
+  std::vector<net::ip::tcp::endpoint> status_endpoints() const;
   store::CacheDir& cache_dir() { return *store_.cache_dir; }
   // Joins the blocking pool (after the event loop stopped).
   void JoinBlocking() { blocking_.join(); }
@@ -101,6 +107,10 @@ class Service {
   std::unique_ptr<proxy::Server> server_;
   std::unique_ptr<ClusterHandler> cluster_handler_;
   std::unique_ptr<proxy::Server> cluster_server_;
+  std::unique_ptr<StatusPage> status_page_;
+  // The status page alone on status.listen.
+  std::unique_ptr<proxy::Router> status_router_;
+  std::unique_ptr<proxy::Server> status_server_;
 };
 
 }  // namespace hubcache::daemon

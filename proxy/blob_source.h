@@ -40,6 +40,7 @@ struct BlobRequest {
   store::Digest digest;
   std::uint64_t size = 0;
   store::RepoId repo;           // the repo the requesting client asked for
+  std::string path = {};        // the file it asked for (shown on the status page)
   std::string download_url;     // where the Hub said the bytes are (signed, expiring)
   std::string resolve_url;      // where to ask the Hub again when it expires
   // The requesting client's token: the Hub's proof that it may read `repo`

@@ -1,5 +1,7 @@
 #include "proxy/fetch.h"
 
+#include <algorithm>
+
 #include "core/log.h"
 #include "core/offload.h"
 #include "proxy/errc.h"
@@ -172,6 +174,8 @@ net::awaitable<Result<FetchCoordinator::Joined>> FetchCoordinator::JoinAs(FetchC
       // In the map before the writer exists: requests that arrive while it
       // is being opened join this Fetch instead of racing to open another.
       fetch = std::make_shared<Fetch>(Fetch::Private{}, self->io_, request.digest, request.size);
+      fetch->repo_ = request.repo;
+      fetch->path_ = request.path;
       self->running_.emplace(request.digest, fetch);
     }
   }
@@ -209,6 +213,31 @@ std::shared_ptr<Fetch> FetchCoordinator::Find(const store::Digest& digest) const
   std::lock_guard lock(mu_);
   auto it = running_.find(digest);
   return it == running_.end() ? nullptr : it->second;
+}
+
+std::vector<FetchCoordinator::Progress> FetchCoordinator::Snapshot() const {
+  std::vector<Progress> out;
+  const auto now = std::chrono::steady_clock::now();
+  {
+    std::lock_guard lock(mu_);
+    out.reserve(running_.size());
+    for (const auto& [digest, fetch] : running_) {
+      Progress p{.digest = digest,
+                 .repo = fetch->repo_,
+                 .path = fetch->path_,
+                 .size = fetch->size_,
+                 .bytes = fetch->opened_.load(std::memory_order_acquire)
+                              ? fetch->writer_->contiguous_bytes()
+                              : 0,
+                 .source = static_cast<CacheStatus>(fetch->trying_.load()),
+                 .readers = fetch->readers_.load(),
+                 .seconds = std::chrono::duration<double>(now - fetch->started_).count()};
+      out.push_back(std::move(p));
+    }
+  }
+  std::sort(out.begin(), out.end(),
+            [](const Progress& a, const Progress& b) { return a.seconds > b.seconds; });
+  return out;
 }
 
 std::size_t FetchCoordinator::running() const {

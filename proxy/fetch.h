@@ -24,6 +24,8 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
+#include <string>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -90,6 +92,21 @@ class Fetch {
   const store::Digest& digest() const { return digest_; }
   std::uint64_t size() const { return size_; }
 
+  // A client streaming this download (the status page's "readers"): counted
+  // while the returned object lives.
+  class Reader {
+   public:
+    explicit Reader(std::shared_ptr<Fetch> fetch) : fetch_(std::move(fetch)) {
+      fetch_->readers_.fetch_add(1);
+    }
+    Reader(const Reader&) = delete;
+    Reader& operator=(const Reader&) = delete;
+    ~Reader() { fetch_->readers_.fetch_sub(1); }
+
+   private:
+    std::shared_ptr<Fetch> fetch_;
+  };
+
   struct Private;  // construction is reserved to the coordinator
   Fetch(Private, net::any_io_executor executor, const store::Digest& digest, std::uint64_t size);
 
@@ -114,6 +131,11 @@ class Fetch {
   // the first byte (-1 until then).
   std::atomic<int> trying_{static_cast<int>(CacheStatus::kMiss)};
   std::atomic<int> supplier_{-1};
+  std::atomic<int> readers_{0};
+  // Set before the Fetch is published, constant after.
+  store::RepoId repo_;
+  std::string path_;
+  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   net::steady_timer wake_;  // on strand_; cancelled on progress
   bool done_ = false;       // on strand_
   ErrorCode result_;        // on strand_
@@ -153,6 +175,20 @@ class FetchCoordinator {
 
   // Fetches running now.
   std::size_t running() const;
+
+  // What a running fetch is doing, for the status page.
+  struct Progress {
+    store::Digest digest;
+    store::RepoId repo;   // of the request that started it
+    std::string path;     // empty when it did not come from a client's request
+    std::uint64_t size = 0;
+    std::uint64_t bytes = 0;  // the contiguous prefix on disk
+    CacheStatus source = CacheStatus::kMiss;  // the source being tried (MISS: the Hub; PEER)
+    int readers = 0;          // clients streaming it now
+    double seconds = 0;       // since it started
+  };
+  // Every running fetch, oldest first. Any thread; bounded work.
+  std::vector<Progress> Snapshot() const;
 
  private:
   // Join's body. Static with explicit arguments, like Run.

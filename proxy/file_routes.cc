@@ -244,6 +244,7 @@ net::awaitable<void> ServeFetching(HubContext& hub, Exchange& exchange, const Ra
   BlobRequest request{.digest = digest,
                       .size = size,
                       .repo = ref.repo,
+                      .path = ref.path,
                       .download_url = answer.download_url,
                       .resolve_url = answer.resolve_url,
                       .token = token};
@@ -287,6 +288,7 @@ net::awaitable<void> ServeFetching(HubContext& hub, Exchange& exchange, const Ra
                            "hubcache cannot read the download in progress", status);
     co_return;
   }
+  const Fetch::Reader counted(fetch);
   BlobBody body{.fd = std::move(*reader),
                 .size = size,
                 .fetch = std::move(fetch),

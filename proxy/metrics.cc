@@ -47,6 +47,17 @@ void Metrics::CountSourceBytes(std::string_view source, std::uint64_t bytes) {
 
 void Metrics::CountServed(CacheStatus status, std::uint64_t bytes) {
   served_bytes_[static_cast<std::size_t>(status)] += bytes;
+  served_answers_[static_cast<std::size_t>(status)] += 1;
+}
+
+Metrics::Totals Metrics::totals() const {
+  Totals t;
+  for (std::size_t i = 0; i < t.bytes.size(); ++i) {
+    t.bytes[i] = served_bytes_[i].load();
+    t.answers[i] = served_answers_[i].load();
+  }
+  t.upstream_bytes = upstream_bytes_.load();
+  return t;
 }
 
 std::string Metrics::Render(store::BlobStore& store, std::size_t fetches_in_flight) const {

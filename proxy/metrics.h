@@ -44,6 +44,15 @@ class Metrics {
   void CountSourceFetch(std::string_view source, std::string_view result);
   void CountSourceBytes(std::string_view source, std::uint64_t bytes);
 
+  // Answers served from the start, by X-Cache kind (indexed by CacheStatus),
+  // and the bytes taken from the Hub: the status page's hit ratio and chart.
+  struct Totals {
+    std::array<std::uint64_t, 6> answers{};
+    std::array<std::uint64_t, 6> bytes{};
+    std::uint64_t upstream_bytes = 0;
+  };
+  Totals totals() const;
+
   // The whole exposition. `store` and `fetches_in_flight` give the gauges.
   std::string Render(store::BlobStore& store, std::size_t fetches_in_flight) const;
 
@@ -58,6 +67,7 @@ class Metrics {
   std::map<std::pair<std::string, std::string>, std::uint64_t> source_fetches_;  // GUARDED_BY(mu_)
   std::map<std::string, std::uint64_t, std::less<>> source_bytes_;  // GUARDED_BY(mu_)
   std::array<std::atomic<std::uint64_t>, 6> served_bytes_{};
+  std::array<std::atomic<std::uint64_t>, 6> served_answers_{};
   std::atomic<std::uint64_t> upstream_bytes_{0};
   std::atomic<std::uint64_t> coalesced_{0};
   std::atomic<std::uint64_t> grants_allowed_{0};

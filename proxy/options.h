@@ -98,4 +98,19 @@ struct ProxyOptions {
   bool verified_ranges = true;
 };
 
+// The status page at /_hubcache/ (daemon/status_page.h): what the cache
+// holds, what it downloads, how the cluster shares.
+struct StatusOptions {
+  // Served on the client listeners (`server.listen`) under /_hubcache/.
+  // Off: those paths answer 404 there.
+  bool enabled = false;
+  // A listener of its own (`IPv4:PORT` or `[IPv6]:PORT`), off the clients'
+  // path: the page is served there whatever `enabled` says. Empty: none.
+  std::string listen;
+  // A file holding the admin token. A request that carries it (Authorization:
+  // Bearer) sees restricted repos' names and downloads; others see counts.
+  // Empty: nobody sees them.
+  std::string admin_token_file;
+};
+
 }  // namespace hubcache::proxy

@@ -44,6 +44,16 @@ net::awaitable<std::string_view> Router::Dispatch(Exchange& exchange) {
     co_await exchange.Send(std::move(response));
     co_return "health";
   }
+  if (path == "/_hubcache" || path.starts_with("/_hubcache/")) {
+    // hubcache's own, never the Hub's.
+    if (status_ != nullptr) {
+      co_await status_->Handle(exchange);
+    } else {
+      co_await exchange.SendError(http::status::not_found,
+                                  "The status page is off here (status.enabled, status.listen)");
+    }
+    co_return "status";
+  }
   if (hub_ == nullptr) {
     co_await exchange.SendError(http::status::not_found, "Not found");
     co_return "unknown";

@@ -4,6 +4,7 @@
 //   GET|HEAD /readyz    200 once the store is open and the listeners are up,
 //                       503 before that and while shutting down (readiness);
 //   GET|HEAD /metrics   Prometheus text (proxy/metrics.h);
+//   /_hubcache/...      the status page's handler when set, else 404;
 //   /api/resolve-cache/..., /{repo}/resolve/...   ServeFile
 //   /api/...                                      ServeApi
 //   anything else                                 ServePassthrough
@@ -31,11 +32,15 @@ class Router final : public Handler {
 
   // Readiness as /readyz reports it; false until set.
   void SetReady(bool ready) { ready_.store(ready); }
+  // Who answers /_hubcache and /_hubcache/... (the status page, when
+  // status.enabled); null: those paths are a JSON 404. Set before serving.
+  void SetStatusPage(Handler* status) { status_ = status; }
 
  private:
   net::awaitable<std::string_view> Dispatch(Exchange& exchange);
 
   HubContext* const hub_;
+  Handler* status_ = nullptr;
   std::atomic<bool> ready_{false};
 };
 
