@@ -139,6 +139,9 @@ struct Entry {
   lt::torrent_handle handle;
   bool added = false;
   bool remove_when_added = false;
+  // Remove() asked libtorrent to drop it: from then on its handle may turn
+  // invalid at any moment, and every call on an invalid handle throws.
+  bool removed = false;
   lt::remove_flags_t remove_flags = {};
   SteadyClock::time_point last_active = SteadyClock::now();
   std::shared_ptr<DownloadState> download;
@@ -199,9 +202,12 @@ struct Swarm::Impl {
   void ApplyPreference(Entry& entry, const std::vector<bool>& first);
   void Housekeeping();
   void ScheduleHousekeeping();
+  // The live entry of a handle; null once it is being removed (its later
+  // alerts, a second file error say, are of no use and its handle must not
+  // be called).
   std::shared_ptr<Entry> FindHandle(const lt::torrent_handle& handle) {
     auto it = by_handle.find(handle);
-    return it == by_handle.end() ? nullptr : it->second;
+    return it == by_handle.end() || it->second->removed ? nullptr : it->second;
   }
 };
 
@@ -304,7 +310,15 @@ void Swarm::Impl::ScheduleHousekeeping() {
 void Swarm::Impl::OnAlerts() {
   std::vector<lt::alert*> alerts;
   session->pop_alerts(&alerts);
-  for (lt::alert* a : alerts) Handle(a);
+  for (lt::alert* a : alerts) {
+    // libtorrent throws from any call on a torrent that is gone; one such
+    // call must cost one alert, not the process.
+    try {
+      Handle(a);
+    } catch (const std::exception& e) {
+      log::Error(kModule, "swarm_alert_failed", {{"alert", a->message()}, {"error", e.what()}});
+    }
+  }
 }
 
 void Swarm::Impl::Handle(lt::alert* a) {
@@ -409,6 +423,8 @@ void Swarm::Impl::Handle(lt::alert* a) {
     } else if (entry) {
       // A seed whose file went away or cannot be read: stop offering it.
       Remove(entry, {});
+      std::lock_guard lock(mu);
+      ++stats.seeds_dropped;
     }
     return;
   }
@@ -458,6 +474,7 @@ void Swarm::Impl::ApplyPreference(Entry& entry, const std::vector<bool>& first) 
 }
 
 void Swarm::Impl::Remove(std::shared_ptr<Entry> entry, lt::remove_flags_t flags) {
+  if (entry->removed) return;  // twice (two file errors in one batch) would throw
   auto it = by_hex.find(entry->hex);
   if (it != by_hex.end() && it->second == entry) by_hex.erase(it);
   if (!entry->added) {
@@ -473,6 +490,7 @@ void Swarm::Impl::Remove(std::shared_ptr<Entry> entry, lt::remove_flags_t flags)
     if (seed != seeds.end() && seed->second == entry->handle) seeds.erase(seed);
     stats.seeds_loaded = seeds.size();
   }
+  entry->removed = true;
   session->remove_torrent(entry->handle, flags);
 }
 
@@ -559,7 +577,11 @@ void Swarm::Impl::Housekeeping() {
     peers.clear();
     // Blocking query, answered by libtorrent's network thread; this is the
     // swarm's own thread, no client waits on it.
-    entry->handle.get_peer_info(peers);
+    try {
+      entry->handle.get_peer_info(peers);
+    } catch (const std::exception&) {
+      continue;  // removed meanwhile
+    }
     if (!peers.empty()) entry->last_active = now;
     for (const lt::peer_info& peer : peers) {
       const std::string ip = peer.ip.address().to_string();

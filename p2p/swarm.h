@@ -60,6 +60,7 @@ struct SwarmStats {
   std::uint64_t downloads_failed = 0;
   std::uint64_t hash_failures = 0;  // pieces that failed their SHA-1 (then fetched again)
   std::uint64_t peers_banned = 0;   // peers libtorrent banned for bad pieces
+  std::uint64_t seeds_dropped = 0;  // seeds whose file could not be read (evicted, failing disk)
   std::uint64_t bytes_in = 0;       // payload received from peers
   std::uint64_t bytes_out = 0;      // payload sent to peers
   std::map<std::string, PeerTraffic> peers;  // by remote IP

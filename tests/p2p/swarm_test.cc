@@ -148,6 +148,47 @@ TEST_F(SwarmTest, NoLivePeerStallsAndFails) {
   EXPECT_EQ(leech->stats().downloads_failed, 1u);
 }
 
+// A seeded file that vanishes behind the swarm's back (evicted while a peer
+// reads it): libtorrent reports file errors, often several at once; the seed
+// is dropped once, the node lives on, and the blob can be seeded again.
+// (The 1-hour soak found a node killed by "invalid torrent handle used":
+// the second error removed a torrent that was already gone.)
+TEST_F(SwarmTest, ASeedWhoseFileVanishesIsDroppedAndTheNodeLivesOn) {
+  const Blob blob = MakeBlob(16 * 1024 * 1024, 5);  // 4 pieces
+  auto seed = StartSwarm("127.0.0.2", dir_.path() / "a" / "scratch");
+  auto leech = StartSwarm("127.0.0.3", dir_.path() / "b" / "scratch");
+  const fs::path file = Place("a", blob, blob.content);
+  seed->Seed(blob.digest, blob.torrent, file);
+  for (int i = 0; i < 50 && !seed->IsSeeding(blob.digest); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_TRUE(seed->IsSeeding(blob.digest));
+  fs::remove(file);
+  for (int round = 0; round < 3; ++round) {
+    Received received(blob.content.size());
+    auto result = testing::RunAsync(
+        leech->Download(blob.digest, blob.torrent, {At("127.0.0.2", seed->port())},
+                        received.Writer(), std::chrono::seconds(2)),
+        std::chrono::seconds(60));
+    EXPECT_FALSE(result);
+  }
+  for (int i = 0; i < 50 && seed->IsSeeding(blob.digest); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_FALSE(seed->IsSeeding(blob.digest));
+  // Dropped once, whatever number of file errors libtorrent reported.
+  EXPECT_EQ(seed->stats().seeds_dropped, 1u);
+  // The file is back (fetched again): seeded and served as before.
+  seed->Seed(blob.digest, blob.torrent, Place("a", blob, blob.content));
+  Received received(blob.content.size());
+  auto result = testing::RunAsync(
+      leech->Download(blob.digest, blob.torrent, {At("127.0.0.2", seed->port())},
+                      received.Writer(), std::chrono::seconds(20)),
+      std::chrono::seconds(60));
+  ASSERT_TRUE(result) << result.error().message();
+  EXPECT_TRUE(received.bytes == blob.content);
+}
+
 TEST_F(SwarmTest, UnseedStopsServingAndIdleSeedsUnload) {
   const Blob blob = MakeBlob(1024 * 1024, 4);
   auto seed = StartSwarm("127.0.0.2", dir_.path() / "a" / "scratch", std::chrono::seconds(1));
