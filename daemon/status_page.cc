@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <string_view>
+#include <vector>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -33,7 +34,7 @@ net::awaitable<void> Send(proxy::Exchange& exchange, unsigned status, std::strin
   // Only the page's own files run or load: no inline script, nothing from
   // elsewhere (a repo name that reached the page as markup could not run).
   response.set("Content-Security-Policy",
-               "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+               "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
                "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'");
   response.body() = std::move(body);
   co_await exchange.Send(std::move(response));
@@ -138,8 +139,11 @@ std::string StatusPage::Overview(bool admin) {
   Json history = Json::array();
   {
     std::lock_guard lock(mu_);
+    // The samples, and now: the chart moves before the next sample is due.
+    std::vector<Sample> points(samples_.begin(), samples_.end());
+    points.push_back(Sample{.time = core::UnixSeconds(), .totals = now});
     const Sample* prev = nullptr;
-    for (const Sample& s : samples_) {
+    for (const Sample& s : points) {
       if (prev != nullptr) {
         std::uint64_t served = 0, answers = 0;
         for (std::size_t i = 0; i < s.totals.bytes.size(); ++i) {

@@ -18,6 +18,7 @@ packages=(
   libnss-wrapper  # a private hosts file for the cluster's DNS membership test
   python3-yaml    # parses deploy/kubernetes/ in tests/deploy_test.py
   clang-14 libclang-rt-14-dev  # the libFuzzer fuzzers in tests/fuzz/
+  chromium                    # the status page's browser test (tests/e2e/js/status_page.mjs)
 )
 
 missing=()

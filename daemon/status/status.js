@@ -126,16 +126,18 @@ async function refreshOverview() {
       bytes(o.upstream_bytes) + " from upstream)";
   const used = o.store.used_bytes + o.store.reserved_bytes;
   const limit = o.store.max_bytes;
+  const held = bytes(o.store.used_bytes) + " stored" +
+      (o.store.reserved_bytes ? " + " + bytes(o.store.reserved_bytes) + " reserved for downloads" : "");
   const bar = $("use-bar");
   if (limit > 0) {
     const share = Math.min(1, used / limit);
     bar.style.width = (100 * share).toFixed(1) + "%";
     bar.className = share > 0.9 ? "bar-fill warn" : "bar-fill";
-    $("use-text").textContent = bytes(used) + " of " + bytes(limit) + " (store.max_bytes), " +
+    $("use-text").textContent = held + " of " + bytes(limit) + " (store.max_bytes), " +
         o.store.min_free_percent + "% of the disk kept free";
   } else {
     bar.style.width = "0";
-    $("use-text").textContent = bytes(used) + ", no store.max_bytes; " +
+    $("use-text").textContent = held + ", no store.max_bytes; " +
         o.store.min_free_percent + "% of the disk kept free";
   }
   drawChart(o.history);
@@ -150,6 +152,7 @@ async function refreshDownloads() {
   replaceRows($("downloads-body"), d.downloads.map(f => {
     const tr = el("tr");
     tr.dataset.digest = f.digest;
+    tr.dataset.bytes = f.bytes;
     tr.appendChild(el("td", f.repo));
     tr.appendChild(el("td", f.path || f.digest));
     const cell = el("td", null, "progress");

@@ -273,5 +273,38 @@ TEST_F(StatusPageTest, AnUnusableAdminTokenFileStopsTheStartWithAClearMessage) {
   }
 }
 
+// The page itself in headless Chromium (tests/e2e/js/status_page.mjs): no
+// console error, a throttled download moving, the cached repos, a hostile
+// file name as text, restricted repos only with the admin token.
+TEST_F(StatusPageTest, TheBrowserShowsItAllAndEscapesHostileNames) {
+  const std::string js_dir = std::string(HUBCACHE_SOURCE_DIR) + "/tests/e2e/js";
+  ASSERT_TRUE(std::filesystem::exists(js_dir + "/node_modules/puppeteer-core"))
+      << "run scripts/deps.sh --test (make test does)";
+  ASSERT_TRUE(std::filesystem::exists("/usr/bin/chromium")) << "run scripts/deps.sh (make test does)";
+  StartWithPage();
+  ASSERT_EQ(Get("/org/model/resolve/main/config.json").status, 200);
+  ASSERT_EQ(Get("/org/gated/resolve/main/config.json", {{"Authorization", "Bearer hf_approved"}})
+                .status,
+            200);
+  ASSERT_EQ(Get("/org/hostile/resolve/main/%3Cscript%3Ealert(1)%3C%2Fscript%3E").status, 200);
+  ASSERT_EQ(Get("/org/hostile/resolve/main/%3Cimg%20src%3Dx%20onerror%3Dalert(2)%3E.txt").status, 200);
+  // A download that lasts while the browser looks: 256 MiB at 8 MB/s.
+  hub().SetBandwidth(0, 8'000'000);
+  auto client = std::async(std::launch::async, [&] {
+    return StreamGet(port(), "/org/big/resolve/main/model.safetensors", {}, seconds(120));
+  });
+  const std::string screenshot = (cache_dir().parent_path() / "status-page.png").string();
+  auto run = testing::Run(
+      {"/usr/bin/env", "node", js_dir + "/status_page.mjs", url(), kAdmin, screenshot}, {},
+      std::chrono::minutes(3));
+  EXPECT_EQ(run.exit_code, 0) << run.out << run.err;
+  EXPECT_TRUE(std::filesystem::exists(screenshot));
+  if (const char* keep = std::getenv("STATUS_SCREENSHOT"); keep != nullptr) {
+    std::filesystem::copy_file(screenshot, keep, std::filesystem::copy_options::overwrite_existing);
+  }
+  hub().SetBandwidth(0, 0);
+  EXPECT_TRUE(client.get().complete);
+}
+
 }  // namespace
 }  // namespace hubcache::testing
