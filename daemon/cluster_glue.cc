@@ -64,6 +64,7 @@ net::awaitable<Result<void>> PeerSource::Fill(const proxy::BlobRequest& request,
     return sink.WriteAt(offset, bytes);
   };
   // 1. From the nodes that hold it, over BitTorrent.
+  sink.Via("swarm");
   auto fetched = co_await cluster_.Fetch(request.digest, request.size, write);
   if (fetched || fetched.error() != p2p::Errc::kNoHolders) co_return fetched;
   // 2. Nobody holds it: its leader fetches it from the Hub, once for the
@@ -74,6 +75,7 @@ net::awaitable<Result<void>> PeerSource::Fill(const proxy::BlobRequest& request,
   std::string path = PathUnder(request.resolve_url, upstream_url_);
   if (path.empty()) co_return Fail(proxy::Errc::kSourceUnavailable);
   const std::uint64_t from = sink.WrittenFrom(0);
+  sink.Via("leader");
   p2p::ColdFetch ask{.digest = request.digest,
                      .size = request.size,
                      .resolve_path = std::move(path),

@@ -1,5 +1,6 @@
 #include "daemon/service.h"
 
+#include <algorithm>
 #include <cctype>
 #include <fstream>
 #include <iterator>
@@ -69,6 +70,34 @@ std::string ClientUrl(const std::string& public_url, const std::string& cluster_
   return fmt::format("http://{}:{}", host, ep.port());
 }
 
+// A listener of its own for `handler` on `address` (the cluster API, the
+// status page), with the client listeners' limits and timeouts.
+Result<std::unique_ptr<proxy::Server>> ListenerOfItsOwn(net::io_context& ioc,
+                                                        const proxy::ServerOptions& clients,
+                                                        const std::string& address,
+                                                        proxy::Handler& handler) {
+  proxy::ServerOptions options = clients;
+  options.listen = {address};
+  options.public_url.clear();
+  return proxy::Server::Create(ioc, options, handler);
+}
+
+// The admin token of the status page (status.admin_token_file), trimmed.
+// Errors: a sentence saying what is wrong with the file.
+tl::expected<Secret, std::string> ReadAdminToken(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return tl::unexpected(std::string("it cannot be read"));
+  std::string token((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto space = [](unsigned char c) { return std::isspace(c) != 0; };
+  while (!token.empty() && space(static_cast<unsigned char>(token.back()))) token.pop_back();
+  const auto first = std::find_if_not(token.begin(), token.end(),
+                                      [&](char c) { return space(static_cast<unsigned char>(c)); });
+  token.erase(token.begin(), first);
+  if (token.empty()) return tl::unexpected(std::string("it is empty"));
+  if (token.size() < 16) return tl::unexpected(std::string("the token is shorter than 16 characters"));
+  return Secret(std::move(token));
+}
+
 }  // namespace
 
 tl::expected<std::unique_ptr<Service>, Service::Failure> Service::Create(
@@ -110,13 +139,11 @@ tl::expected<std::unique_ptr<Service>, Service::Failure> Service::Create(
   }
   service->server_ = std::move(*server);
   if (service->cluster_) {
-    proxy::ServerOptions cluster_options = config.server;
-    cluster_options.listen = {config.cluster.listen};
-    cluster_options.public_url.clear();
     service->cluster_handler_ = std::make_unique<ClusterHandler>(
         *service->cluster_, service->fetches_, *service->store_.blobs, config.upstream.url,
         service->blocking_.get_executor());
-    auto cluster_server = proxy::Server::Create(ioc, cluster_options, *service->cluster_handler_);
+    auto cluster_server =
+        ListenerOfItsOwn(ioc, config.server, config.cluster.listen, *service->cluster_handler_);
     if (!cluster_server) {
       return Unexpected(Failure{"cluster_listen_failed",
                                 fmt::format("cannot listen for the cluster on {}: {}",
@@ -133,21 +160,13 @@ tl::expected<std::unique_ptr<Service>, Service::Failure> Service::Create(
   if (config.status.enabled || !config.status.listen.empty()) {
     Secret admin;
     if (!config.status.admin_token_file.empty()) {
-      std::ifstream in(config.status.admin_token_file);
-      std::string token((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-      while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back()))) token.pop_back();
-      while (!token.empty() && std::isspace(static_cast<unsigned char>(token.front()))) {
-        token.erase(token.begin());
+      auto token = ReadAdminToken(config.status.admin_token_file);
+      if (!token) {
+        return Unexpected(Failure{"status_failed",
+                                  fmt::format("cannot use status.admin_token_file {}: {}",
+                                              config.status.admin_token_file, token.error())});
       }
-      if (!in.good() && !in.eof()) token.clear();
-      if (token.size() < 16) {
-        return Unexpected(Failure{
-            "status_failed",
-            fmt::format("cannot use status.admin_token_file {}: {}", config.status.admin_token_file,
-                        token.empty() ? "it cannot be read or is empty"
-                                      : "the token is shorter than 16 characters")});
-      }
-      admin = Secret(std::move(token));
+      admin = std::move(*token);
     }
     service->status_page_ = std::make_unique<StatusPage>(
         StatusPage::Parts{.store = *service->store_.blobs,
@@ -165,10 +184,8 @@ tl::expected<std::unique_ptr<Service>, Service::Failure> Service::Create(
       service->status_router_ = std::make_unique<proxy::Router>();
       service->status_router_->SetStatusPage(service->status_page_.get());
       service->status_router_->SetReady(true);
-      proxy::ServerOptions status_options = config.server;
-      status_options.listen = {config.status.listen};
-      status_options.public_url.clear();
-      auto status_server = proxy::Server::Create(ioc, status_options, *service->status_router_);
+      auto status_server =
+          ListenerOfItsOwn(ioc, config.server, config.status.listen, *service->status_router_);
       if (!status_server) {
         return Unexpected(Failure{"status_listen_failed",
                                   fmt::format("cannot listen for the status page on {}: {}",

@@ -211,7 +211,9 @@ std::string StatusPage::Downloads(bool admin) const {
                     {"bytes", p.bytes},
                     {"seconds", p.seconds},
                     {"rate", p.seconds > 0 ? static_cast<double>(p.bytes) / p.seconds : 0.0},
-                    {"source", p.source == proxy::CacheStatus::kPeer ? "peer" : "hub"},
+                    {"source", p.source != proxy::CacheStatus::kPeer ? std::string("hub")
+                               : p.via.empty()                     ? std::string("swarm")
+                                                                   : p.via},
                     {"readers", p.readers}});
   }
   return Json{{"downloads", list}, {"restricted_hidden", hidden}}.dump(

@@ -10,7 +10,10 @@
 //                                   answers and bytes by X-Cache, and a ring
 //                                   of 10 s samples over the last hour
 //   GET /_hubcache/api/downloads    fetches in progress: repo, file, size,
-//                                   bytes so far, rate, source, readers
+//                                   bytes so far, rate, readers, and the
+//                                   source: "hub", "swarm" (the nodes that
+//                                   hold it) or "leader" (streamed from the
+//                                   node fetching it for the cluster)
 //   GET /_hubcache/api/repos        cached repos: size, revisions, pins
 //   GET /_hubcache/api/repo?repo=LABEL&rev=REV   a repo's files at a revision
 //   GET /_hubcache/api/cluster      members, liveness, traffic per peer

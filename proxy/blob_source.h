@@ -68,6 +68,9 @@ class BlobSink {
   // X-Cache of the answer's head) before the first byte is on disk. Optional:
   // the first WriteAt says the same.
   virtual void Supplying() = 0;
+  // How the source gets the bytes at the moment ("swarm", "leader": a peer
+  // source's two ways), shown on the status page. Optional.
+  virtual void Via(std::string_view how) { (void)how; }
 };
 
 class BlobSource {

@@ -44,6 +44,10 @@ class Fetch::Sink final : public BlobSink {
     }
   }
   std::uint64_t size() const override { return fetch_->size_; }
+  void Via(std::string_view how) override {
+    std::lock_guard lock(fetch_->via_mu_);
+    fetch_->via_ = how;
+  }
 
   // Bytes this source wrote (including any that another write had already
   // put there).
@@ -230,8 +234,13 @@ std::vector<FetchCoordinator::Progress> FetchCoordinator::Snapshot() const {
                               ? fetch->writer_->contiguous_bytes()
                               : 0,
                  .source = static_cast<CacheStatus>(fetch->trying_.load()),
+                 .via = {},
                  .readers = fetch->readers_.load(),
                  .seconds = std::chrono::duration<double>(now - fetch->started_).count()};
+      {
+        std::lock_guard via_lock(fetch->via_mu_);
+        p.via = fetch->via_;
+      }
       out.push_back(std::move(p));
     }
   }
@@ -260,6 +269,7 @@ net::awaitable<Result<void>> FetchCoordinator::FillFromSources(FetchCoordinator*
   for (BlobSource* source : self->sources_) {
     fetch->trying_.store(static_cast<int>(source->served_as()));
     Fetch::Sink sink(fetch, self->blocking_);
+    sink.Via("");
     auto filled = co_await source->Fill(request, sink);
     if (filled) {
       // Verified and committed on one pool thread, so that joining the pool

@@ -132,6 +132,8 @@ class Fetch {
   std::atomic<int> trying_{static_cast<int>(CacheStatus::kMiss)};
   std::atomic<int> supplier_{-1};
   std::atomic<int> readers_{0};
+  mutable std::mutex via_mu_;
+  std::string via_;  // GUARDED_BY(via_mu_): see BlobSink::Via
   // Set before the Fetch is published, constant after.
   store::RepoId repo_;
   std::string path_;
@@ -184,6 +186,7 @@ class FetchCoordinator {
     std::uint64_t size = 0;
     std::uint64_t bytes = 0;  // the contiguous prefix on disk
     CacheStatus source = CacheStatus::kMiss;  // the source being tried (MISS: the Hub; PEER)
+    std::string via;                          // how it gets the bytes, when it says (BlobSink::Via)
     int readers = 0;          // clients streaming it now
     double seconds = 0;       // since it started
   };

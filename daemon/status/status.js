@@ -166,7 +166,7 @@ async function refreshDownloads() {
     tr.appendChild(cell);
     tr.appendChild(el("td", bytes(f.size), "num"));
     tr.appendChild(el("td", bytes(f.rate) + "/s", "num"));
-    tr.appendChild(el("td", f.source === "peer" ? "peer" : "Hub"));
+    tr.appendChild(el("td", { hub: "Hub", swarm: "peers (swarm)", leader: "leader (streaming its download)" }[f.source] || f.source));
     tr.appendChild(el("td", f.readers, "num"));
     return tr;
   }));

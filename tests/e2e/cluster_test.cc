@@ -14,6 +14,8 @@
 #include <set>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
 #include "core/secret.h"
 #include "p2p/cluster_auth.h"
 #include "p2p/membership.h"
@@ -800,19 +802,49 @@ TEST_F(ClusterTest, EveryNodeAnswersEachTokenAsTheHubWould) {
     EXPECT_EQ(node.process->Wait(seconds(30)), 0);
     logs += node.process->err();
     node.process.reset();
-    for (const auto& entry : fs::recursive_directory_iterator(node.cache_dir)) {
-      if (entry.is_regular_file()) disk += ReadFile(entry.path());
+    disk += EveryFileUnder(node.cache_dir);
+  }
+  ExpectNoTokenIn({{"in a cache directory", disk}, {"in /metrics", metrics}, {"in an answer", transcript}},
+                  logs);
+}
+
+// The status page of a cluster node (issue 19 §4): the members and whether
+// they are alive, the blobs this node leads, and no secret. (Bytes per peer
+// and the source of a cold download are not asserted yet: see the closing
+// note of this slice.)
+TEST_F(ClusterTest, TheStatusPageShowsTheMembersAndWhetherTheyAreAlive) {
+  for (Node& node : nodes_) Start(node, "secret", {"--set", "status.enabled=true"});
+  WaitForMembers({&nodes_[0], &nodes_[1], &nodes_[2]});
+  const std::string target = "/org/model/resolve/main/model.safetensors";
+  // Node 0 asks: its leader fetches it, both hold it; the third node takes
+  // it from them.
+  const int lead = LeaderIndex(Sha("org/model", "model.safetensors"));
+  Node& asker = nodes_[lead == 1 ? 2 : 1];
+  ASSERT_EQ(GetFrom(nodes_[0], target).status, 200);
+  WaitForAnnounced(nodes_[0], 1);
+  auto peer = GetFrom(asker, target);
+  ASSERT_EQ(peer.status, 200);
+  ASSERT_EQ(peer.Header("x-cache"), "PEER");
+
+  const auto body = GetFrom(asker, "/_hubcache/api/cluster").body;
+  const nlohmann::json status = nlohmann::json::parse(body, nullptr, false);
+  ASSERT_FALSE(status.is_discarded()) << body;
+  EXPECT_EQ(status["enabled"], true);
+  EXPECT_EQ(status["node"], asker.cluster_address());
+  ASSERT_EQ(status["members"].size(), 3u) << body;
+  for (const auto& member : status["members"]) {
+    const std::string address = member["address"];
+    if (address == asker.cluster_address()) {
+      EXPECT_EQ(member["self"], true);
+      continue;
     }
+    EXPECT_EQ(member["alive"], true) << address;
   }
-  for (const std::string& token : kMatrixTokens) {
-    if (token.empty()) continue;
-    SCOPED_TRACE(token);
-    EXPECT_EQ(disk.find(token), std::string::npos) << "in a cache directory";
-    EXPECT_EQ(metrics.find(token), std::string::npos) << "in /metrics";
-    EXPECT_EQ(transcript.find(token), std::string::npos) << "in an answer";
-    EXPECT_EQ(logs.find(token), std::string::npos) << "in a debug log";
-  }
-  EXPECT_NE(logs.find("access_refused"), std::string::npos) << "the logs were at debug level";
+  EXPECT_TRUE(status.contains("leader_of"));
+  EXPECT_EQ(body.find(kSecret), std::string::npos);
+  const auto overview =
+      nlohmann::json::parse(GetFrom(asker, "/_hubcache/api/overview").body, nullptr, false);
+  EXPECT_EQ(overview["cluster"], true);
 }
 
 TEST_F(ClusterTest, ALyingHolderIsOutvotedAndTheBlobCompletesCorrectly) {

@@ -7,7 +7,11 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
 #include <functional>
+#include <iterator>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -102,6 +106,30 @@ inline void ExpectCell(const TokenCell& cell, const Requester& request, const st
     transcript += r.body;
     for (const auto& [name, value] : r.headers) transcript += name + ": " + value + "\n";
   }
+}
+
+// Every file under `dir`, concatenated (to search it for tokens).
+inline std::string EveryFileUnder(const std::filesystem::path& dir) {
+  std::string out;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(dir)) {
+    if (!entry.is_regular_file()) continue;
+    std::ifstream in(entry.path(), std::ios::binary);
+    out.append(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  return out;
+}
+
+// No token of the matrix appears in any of `places` (where, what was there).
+// `log` must be a debug log: it has to show an access refusal.
+inline void ExpectNoTokenIn(const std::vector<std::pair<std::string, std::string>>& places,
+                            const std::string& log) {
+  for (const std::string& token : kMatrixTokens) {
+    if (token.empty()) continue;
+    SCOPED_TRACE(token);
+    for (const auto& [where, text] : places) EXPECT_EQ(text.find(token), std::string::npos) << where;
+    EXPECT_EQ(log.find(token), std::string::npos) << "in a debug log";
+  }
+  EXPECT_NE(log.find("access_refused"), std::string::npos) << "the log was not at debug level";
 }
 
 }  // namespace hubcache::testing

@@ -23,6 +23,8 @@ using testing::Content;
 using testing::HttpConnection;
 using testing::HttpResponse;
 
+net::awaitable<void> Done() { co_return; }
+
 // A blob the test handler serves: its bytes, and how SendBlob gets them.
 struct Blob {
   std::string bytes;
@@ -55,9 +57,13 @@ class BlobHandler final : public Handler {
     } else {
       body.fd = UniqueFd(::open(blob.path.c_str(), O_RDONLY | O_CLOEXEC));
     }
+    // Called before the connection is cut or the caller answers instead.
+    body.unreadable = [this](ErrorCode) {
+      read_errors_ += 1;
+      return Done();
+    };
     const SentBlob sent = co_await SendBlob(exchange, std::move(head), range, std::move(body));
     sent_ += sent.body_bytes;
-    if (sent.read_error) read_errors_ += 1;
     if (!sent.answered) {
       // The caller's part (proxy/file_routes.cc fetches the blob again).
       StringResponse response(http::status::service_unavailable, exchange.request().version());
@@ -346,10 +352,11 @@ TEST_F(BlobSenderTest, HeadAnswersTheHeadOfTheSameGet) {
 TEST_F(BlobSenderTest, AFileShorterThanItsSizeIsCutNotPadded) {
   for (const char* name : {"short-large", "short-small"}) {
     SCOPED_TRACE(name);
+    const int errors_before = handler_.read_errors_.load();
     auto conn = HttpConnection::Connect("127.0.0.1", port_);
     ASSERT_TRUE(conn);
-    ASSERT_TRUE(conn->SendRaw(std::string("GET /") + name + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
-    const int errors_before = handler_.read_errors_.load();
+    ASSERT_TRUE(conn->SendRaw(std::string("GET /") + name +
+                              " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
     auto [data, orderly] = conn->ReadUntilClose(std::chrono::seconds(10));
     EXPECT_TRUE(orderly);  // FIN, not RST
     // Either way SendBlob tells its caller that the file is unreadable (the
