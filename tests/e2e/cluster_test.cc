@@ -507,7 +507,8 @@ TEST_F(ClusterTest, AGatedColdFileComesThroughTheLeaderWithTheClientsTokenSealed
   EXPECT_EQ(fakehub::Sha256Hex(approved.body), sha);
   EXPECT_EQ(Metric(nodes_[asker], "hubcache_cluster_leader_streams_total{result=\"ok\"}"), 1);
   EXPECT_EQ(hub().BodyBytesSent(sha), size);
-  EXPECT_TRUE(fs::exists(BlobFile(nodes_[lead], sha)));
+  // The leader commits (fsync, rename) once the last byte is out: wait for it.
+  EXPECT_TRUE(WaitFor([&] { return fs::exists(BlobFile(nodes_[lead], sha)); }));
   // A client the Hub refuses gets the Hub's refusal on any node, not bytes.
   auto refused = GetFrom(nodes_[third], target, {{"Authorization", "Bearer hf_owner"}});
   EXPECT_EQ(refused.status, 403);
