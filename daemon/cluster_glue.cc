@@ -158,7 +158,7 @@ net::awaitable<void> ClusterHandler::ColdFetch(proxy::Exchange& exchange,
 }
 
 net::awaitable<void> ClusterHandler::StreamBlob(proxy::Exchange& exchange, std::string_view hex,
-                                                std::uint64_t from) {
+                                                std::uint64_t from, const std::string& node) {
   auto digest = store::Digest::ParseHex(hex);
   if (!digest) {
     co_await SendJsonError(exchange, 400, "expected a lower-case hex digest");
@@ -203,6 +203,7 @@ net::awaitable<void> ClusterHandler::StreamBlob(proxy::Exchange& exchange, std::
   }
   const proxy::SentBlob sent =
       co_await proxy::SendBlob(exchange, std::move(head), range, std::move(body));
+  cluster_.CountStreamed(node, 0, sent.body_bytes);
   if (!sent.answered) co_await SendJsonError(exchange, 503, "this node cannot read that blob");
 }
 
@@ -266,7 +267,7 @@ net::awaitable<void> ClusterHandler::Handle(proxy::Exchange& exchange) {
         co_return;
       }
     }
-    co_await StreamBlob(exchange, rest, from);
+    co_await StreamBlob(exchange, rest, from, request.auth.node);
     co_return;
   }
 

@@ -53,8 +53,9 @@ class ClusterHandler final : public proxy::Handler {
 
  private:
   net::awaitable<void> ColdFetch(proxy::Exchange& exchange, const p2p::ClusterRequest& request);
+  // `node`: the asker's cluster address, for the traffic per member.
   net::awaitable<void> StreamBlob(proxy::Exchange& exchange, std::string_view hex,
-                                  std::uint64_t from);
+                                  std::uint64_t from, const std::string& node);
   // Takes a stored blob that cannot be read back out of the store.
   net::awaitable<void> Quarantine(store::Digest digest, ErrorCode why);
 

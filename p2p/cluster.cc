@@ -738,8 +738,10 @@ net::awaitable<Result<void>> Cluster::FetchFromLeaderAs(Cluster* self, ColdFetch
               {{"digest", hex}, {"source", node}, {"leader", leader}, {"from", offset},
                {"bytes", ask.size}});
     const std::string target = "/_cluster/v1/blob/" + hex + "?from=" + std::to_string(offset);
+    const std::uint64_t before = offset;
     auto streamed = co_await self->client_.Stream(node, target, ask.size - offset, sink,
                                                   kControlTimeout, self->options_.stall_timeout);
+    self->CountStreamed(node, offset - before, 0);
     if (streamed) {
       ++self->leader_streams_done_;
       co_return Result<void>();
@@ -813,8 +815,21 @@ ClusterStats Cluster::stats() const {
   return out;
 }
 
+void Cluster::CountStreamed(const std::string& node, std::uint64_t in, std::uint64_t out) {
+  if (in == 0 && out == 0) return;
+  std::lock_guard lock(mu_);
+  PeerTraffic& traffic = streamed_[node];
+  traffic.bytes_in += in;
+  traffic.bytes_out += out;
+}
+
 std::string Cluster::StatusJson() const {
   const ClusterStats s = stats();
+  std::map<std::string, PeerTraffic> streamed;
+  {
+    std::lock_guard lock(mu_);
+    streamed = streamed_;
+  }
   Json members = Json::array();
   for (const MemberView& m : membership_->Snapshot()) {
     Json member{{"address", m.address},
@@ -824,12 +839,19 @@ std::string Cluster::StatusJson() const {
                 {"client", m.client},
                 {"seen_ms_ago", m.seen_ms_ago}};
     if (!m.refused.empty()) member["refused"] = m.refused;
+    // Both ways bytes move between nodes: BitTorrent (by the member's
+    // torrent IP) and cold streams (by its cluster address).
+    PeerTraffic traffic;
+    if (auto it = streamed.find(m.address); it != streamed.end()) traffic = it->second;
     std::string ip, port;
     if (SplitNodeAddress(m.torrent, ip, port)) {
-      auto traffic = s.swarm.peers.find(ip);
-      member["bytes_in"] = traffic == s.swarm.peers.end() ? 0 : traffic->second.bytes_in;
-      member["bytes_out"] = traffic == s.swarm.peers.end() ? 0 : traffic->second.bytes_out;
+      if (auto it = s.swarm.peers.find(ip); it != s.swarm.peers.end()) {
+        traffic.bytes_in += it->second.bytes_in;
+        traffic.bytes_out += it->second.bytes_out;
+      }
     }
+    member["bytes_in"] = traffic.bytes_in;
+    member["bytes_out"] = traffic.bytes_out;
     members.push_back(std::move(member));
   }
   return Json{{"node", options_.listen},

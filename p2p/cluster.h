@@ -106,6 +106,9 @@ class Cluster final : public store::BlobObserver {
 
   // `request` must stay alive until the returned awaitable completes.
   net::awaitable<ClusterResponse> Handle(const ClusterRequest& request);
+  // Counts bytes of a cold stream with another node (by its cluster
+  // address) for the status page: `in` received from it, `out` sent to it.
+  void CountStreamed(const std::string& node, std::uint64_t in, std::uint64_t out);
   // Checks the signature of a request to a route the daemon serves itself
   // (blob streams, leader fetches: they need the fetch coordinator). A
   // refusal is logged and counted as Handle's are. Returns why the request
@@ -260,6 +263,9 @@ class Cluster final : public store::BlobObserver {
   std::atomic<std::uint64_t> leader_streams_failed_{0};
   std::atomic<std::uint64_t> leader_refusals_{0};
   std::atomic<std::uint64_t> leader_bytes_{0};
+  // Bytes of cold streams by the other node's cluster address (members
+  // only: every stream request is signed).
+  std::map<std::string, PeerTraffic> streamed_;  // GUARDED_BY(mu_)
   std::atomic<std::uint64_t> fetches_no_holder_{0};
   std::atomic<std::uint64_t> fetches_failed_{0};
   std::atomic<std::uint64_t> requests_refused_{0};

@@ -92,7 +92,10 @@ lt::settings_pack LanSettings(const SwarmOptions& options) {
             static_cast<int>(static_cast<std::uint32_t>(
                 lt::alert_category::status | lt::alert_category::error |
                 lt::alert_category::storage | lt::alert_category::piece_progress |
-                lt::alert_category::peer)));
+                lt::alert_category::peer |
+                // A block in or out, with its peer: the traffic per peer,
+                // counted exactly however short the transfer.
+                lt::alert_category::block_progress | lt::alert_category::upload)));
   if (options.upload_rate_limit > 0) {
     s.set_int(lt::settings_pack::upload_rate_limit,
               static_cast<int>(std::min<std::uint64_t>(options.upload_rate_limit, INT32_MAX)));
@@ -146,6 +149,8 @@ struct Entry {
   SteadyClock::time_point last_active = SteadyClock::now();
   std::shared_ptr<DownloadState> download;
   int pieces = 0;
+  std::int64_t piece_length = 0;
+  std::int64_t size = 0;
   int deadlines_until = 0;  // pieces below this one were given deadlines
 };
 
@@ -180,8 +185,9 @@ struct Swarm::Impl {
   // Swarm thread only.
   std::map<std::string, std::shared_ptr<Entry>> by_hex;
   std::unordered_map<lt::torrent_handle, std::shared_ptr<Entry>> by_handle;
-  // (torrent, peer endpoint) → payload counters last seen, for deltas.
-  std::map<std::pair<std::string, std::string>, std::pair<std::int64_t, std::int64_t>> last_peer;
+  // Payload per remote IP counted in the alert batch being handled, added
+  // to the stats once per batch.
+  std::map<std::string, PeerTraffic> batch_traffic;
   // Preferences given before their download was added, by hex (dropped by
   // housekeeping when no download claims them).
   std::map<std::string, std::pair<std::vector<bool>, SteadyClock::time_point>> early_preferences;
@@ -193,6 +199,8 @@ struct Swarm::Impl {
 
   void OnAlerts();
   void Handle(lt::alert* alert);
+  void CountBlock(const lt::torrent_handle& handle, const net::ip::tcp::endpoint& peer,
+                  lt::piece_index_t piece, int block, bool in);
   void DoSeed(const std::string& hex, std::string torrent, std::filesystem::path path);
   void DoDownload(const std::string& hex, std::shared_ptr<lt::torrent_info> ti,
                   std::vector<net::ip::tcp::endpoint> peers, std::shared_ptr<DownloadState> state);
@@ -319,6 +327,32 @@ void Swarm::Impl::OnAlerts() {
       log::Error(kModule, "swarm_alert_failed", {{"alert", a->message()}, {"error", e.what()}});
     }
   }
+  if (batch_traffic.empty()) return;
+  std::lock_guard lock(mu);
+  for (const auto& [ip, d] : batch_traffic) {
+    stats.peers[ip].bytes_in += d.bytes_in;
+    stats.peers[ip].bytes_out += d.bytes_out;
+    stats.bytes_in += d.bytes_in;
+    stats.bytes_out += d.bytes_out;
+  }
+  batch_traffic.clear();
+}
+
+void Swarm::Impl::CountBlock(const lt::torrent_handle& handle, const net::ip::tcp::endpoint& peer,
+                             lt::piece_index_t piece, int block, bool in) {
+  // Not FindHandle: a torrent being removed still moved these bytes. Its
+  // entry stays in by_handle until the removed alert, which comes after.
+  auto it = by_handle.find(handle);
+  if (it == by_handle.end()) return;
+  const Entry& entry = *it->second;
+  const std::int64_t offset =
+      static_cast<std::int64_t>(static_cast<int>(piece)) * entry.piece_length +
+      static_cast<std::int64_t>(block) * lt::default_block_size;
+  if (offset < 0 || offset >= entry.size) return;
+  const auto bytes =
+      static_cast<std::uint64_t>(std::min<std::int64_t>(lt::default_block_size, entry.size - offset));
+  PeerTraffic& traffic = batch_traffic[peer.address().to_string()];
+  (in ? traffic.bytes_in : traffic.bytes_out) += bytes;
 }
 
 void Swarm::Impl::Handle(lt::alert* a) {
@@ -360,6 +394,14 @@ void Swarm::Impl::Handle(lt::alert* a) {
       }
       SetDeadlines(entry->hex, 0, std::min(added->params.ti->num_pieces(), kDeadlineWindow));
     }
+    return;
+  }
+  if (auto* block = lt::alert_cast<lt::block_finished_alert>(a)) {
+    CountBlock(block->handle, block->endpoint, block->piece_index, block->block_index, true);
+    return;
+  }
+  if (auto* block = lt::alert_cast<lt::block_uploaded_alert>(a)) {
+    CountBlock(block->handle, block->endpoint, block->piece_index, block->block_index, false);
     return;
   }
   if (auto* finished = lt::alert_cast<lt::piece_finished_alert>(a)) {
@@ -510,6 +552,8 @@ void Swarm::Impl::DoSeed(const std::string& hex, std::string torrent, std::files
   auto entry = std::make_shared<Entry>();
   entry->hex = hex;
   entry->kind = Entry::Kind::kSeed;
+  entry->piece_length = ti->piece_length();
+  entry->size = ti->total_size();
   lt::add_torrent_params atp;
   atp.ti = ti;
   atp.save_path = path.parent_path().string();
@@ -544,6 +588,8 @@ void Swarm::Impl::DoDownload(const std::string& hex, std::shared_ptr<lt::torrent
   entry->kind = Entry::Kind::kDownload;
   entry->download = std::move(state);
   entry->pieces = ti->num_pieces();
+  entry->piece_length = ti->piece_length();
+  entry->size = ti->total_size();
   lt::add_torrent_params atp;
   atp.ti = std::move(ti);
   atp.save_path = options.scratch_dir.string();
@@ -568,8 +614,6 @@ void Swarm::Impl::Housekeeping() {
   const auto now = SteadyClock::now();
   std::erase_if(early_preferences,
                 [now](const auto& kv) { return now - kv.second.second > std::chrono::seconds(30); });
-  std::map<std::pair<std::string, std::string>, std::pair<std::int64_t, std::int64_t>> seen;
-  std::map<std::string, PeerTraffic> delta;
   std::vector<std::shared_ptr<Entry>> idle;
   std::vector<lt::peer_info> peers;
   for (auto& [hex, entry] : by_hex) {
@@ -583,31 +627,8 @@ void Swarm::Impl::Housekeeping() {
       continue;  // removed meanwhile
     }
     if (!peers.empty()) entry->last_active = now;
-    for (const lt::peer_info& peer : peers) {
-      const std::string ip = peer.ip.address().to_string();
-      auto key = std::make_pair(hex, ip + ":" + std::to_string(peer.ip.port()));
-      auto before = last_peer.find(key);
-      const std::int64_t up0 = before == last_peer.end() ? 0 : before->second.first;
-      const std::int64_t down0 = before == last_peer.end() ? 0 : before->second.second;
-      PeerTraffic& d = delta[ip];
-      if (peer.total_upload > up0) d.bytes_out += static_cast<std::uint64_t>(peer.total_upload - up0);
-      if (peer.total_download > down0) {
-        d.bytes_in += static_cast<std::uint64_t>(peer.total_download - down0);
-      }
-      seen[key] = {peer.total_upload, peer.total_download};
-    }
     if (entry->kind == Entry::Kind::kSeed && now - entry->last_active > options.seed_idle) {
       idle.push_back(entry);
-    }
-  }
-  last_peer = std::move(seen);
-  {
-    std::lock_guard lock(mu);
-    for (const auto& [ip, d] : delta) {
-      stats.peers[ip].bytes_in += d.bytes_in;
-      stats.peers[ip].bytes_out += d.bytes_out;
-      stats.bytes_in += d.bytes_in;
-      stats.bytes_out += d.bytes_out;
     }
   }
   for (const auto& entry : idle) {

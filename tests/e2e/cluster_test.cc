@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <csignal>
 #include <fstream>
 #include <map>
@@ -309,7 +310,7 @@ TEST_F(ClusterTest, ABlobOnOneNodeReachesTheOthersWithNoBytesFromTheHub) {
 }
 
 TEST_F(ClusterTest, AColdBlobAskedOfEveryNodeAtOnceComesFromTheHubOnce) {
-  for (Node& node : nodes_) Start(node);
+  for (Node& node : nodes_) Start(node, "secret", {"--set", "status.enabled=true"});
   WaitForMembers({&nodes_[0], &nodes_[1], &nodes_[2]});
   const std::string sha = Sha("org/big", "model.safetensors");
   const std::uint64_t size = hub().FileSize("model", "org/big", "main", "model.safetensors");
@@ -326,7 +327,41 @@ TEST_F(ClusterTest, AColdBlobAskedOfEveryNodeAtOnceComesFromTheHubOnce) {
       took[i] = std::chrono::steady_clock::now() - start;
     });
   }
+  // Meanwhile each node's status page names where its download comes from.
+  std::vector<std::set<std::string>> sources(nodes_.size());
+  std::atomic<bool> done{false};
+  std::thread watcher([&] {
+    while (!done) {
+      for (std::size_t i = 0; i < nodes_.size(); ++i) {
+        const auto downloads = nlohmann::json::parse(
+            GetFrom(nodes_[i], "/_hubcache/api/downloads").body, nullptr, false);
+        if (!downloads.is_object()) continue;
+        for (const auto& d : downloads["downloads"]) sources[i].insert(d.value("source", "?"));
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+  });
   for (auto& client : clients) client.join();
+  done = true;
+  watcher.join();
+  EXPECT_EQ(sources[0], std::set<std::string>{"hub"});
+  for (std::size_t i = 1; i < nodes_.size(); ++i) {
+    EXPECT_EQ(sources[i], std::set<std::string>{"leader"}) << i;
+  }
+  // The status page puts the streamed bytes on the members that moved them.
+  auto traffic = [&](const Node& of, const Node& with, const char* way) {
+    const auto status =
+        nlohmann::json::parse(GetFrom(of, "/_hubcache/api/cluster").body, nullptr, false);
+    for (const auto& member : status["members"]) {
+      if (member["address"] == with.cluster_address()) return member.value(way, std::uint64_t{0});
+    }
+    ADD_FAILURE() << with.cluster_address() << " is not a member seen by " << of.ip;
+    return std::uint64_t{0};
+  };
+  for (std::size_t i = 1; i < nodes_.size(); ++i) {
+    EXPECT_EQ(traffic(nodes_[i], nodes_[0], "bytes_in"), size) << i;
+    EXPECT_EQ(traffic(nodes_[0], nodes_[i], "bytes_out"), size) << i;
+  }
   for (std::size_t i = 0; i < nodes_.size(); ++i) {
 
     EXPECT_EQ(results[i].status, 200) << nodes_[i].process->err();
@@ -843,6 +878,12 @@ TEST_F(ClusterTest, TheStatusPageShowsTheMembersAndWhetherTheyAreAlive) {
   }
   EXPECT_TRUE(status.contains("leader_of"));
   EXPECT_EQ(body.find(kSecret), std::string::npos);
+  // The blob came from the two holders: every byte of it is put on a member,
+  // however short the transfer.
+  std::uint64_t from_members = 0;
+  for (const auto& member : status["members"]) from_members += member.value("bytes_in", std::uint64_t{0});
+  EXPECT_GE(from_members, peer.body.size()) << body;
+  EXPECT_GE(status["bytes_from_peers"].get<std::uint64_t>(), peer.body.size()) << body;
   const auto overview =
       nlohmann::json::parse(GetFrom(asker, "/_hubcache/api/overview").body, nullptr, false);
   EXPECT_EQ(overview["cluster"], true);

@@ -111,6 +111,25 @@ TEST_F(SwarmTest, SeedInPlaceAndDownloadEveryPiece) {
   }
   EXPECT_FALSE(fs::exists(dir_.path() / "b" / "scratch" / blob.digest.Hex()));
   EXPECT_EQ(leech->stats().downloads_done, 1u);
+
+  // Every payload byte is counted on both sides and put on its peer, though
+  // the transfer took a fraction of a second and the downloader's torrent is
+  // gone (the status page's bytes in/out per peer).
+  const std::uint64_t size = blob.content.size();
+  for (int i = 0; i < 50 && (leech->stats().bytes_in < size || seed->stats().bytes_out < size); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  const SwarmStats got = leech->stats();
+  const SwarmStats sent = seed->stats();
+  EXPECT_EQ(got.bytes_in, size);
+  EXPECT_EQ(got.bytes_out, 0u);
+  ASSERT_EQ(got.peers.size(), 1u);
+  EXPECT_EQ(got.peers.begin()->first, "127.0.0.2");
+  EXPECT_EQ(got.peers.begin()->second.bytes_in, size);
+  EXPECT_EQ(sent.bytes_out, size);
+  EXPECT_EQ(sent.bytes_in, 0u);
+  ASSERT_EQ(sent.peers.size(), 1u);
+  EXPECT_EQ(sent.peers.begin()->second.bytes_out, size);
 }
 
 TEST_F(SwarmTest, ALyingSeedIsOutvotedByPieceHashes) {
