@@ -76,6 +76,15 @@ net::ip::tcp::endpoint At(const std::string& ip, std::uint16_t port) {
   return {net::ip::make_address(ip), port};
 }
 
+// Downloads `blob` on `leech` from `peers` into `received`; fails once no
+// piece arrives for `stall`.
+Result<void> Fetch(Swarm& leech, const Blob& blob, std::vector<net::ip::tcp::endpoint> peers,
+                   Received& received, std::chrono::seconds stall = std::chrono::seconds(20)) {
+  return testing::RunAsync(
+      leech.Download(blob.digest, blob.torrent, std::move(peers), received.Writer(), stall),
+      std::chrono::seconds(90));
+}
+
 class SwarmTest : public ::testing::Test {
  protected:
   testing::TempDir dir_{"swarm"};
@@ -97,10 +106,7 @@ TEST_F(SwarmTest, SeedInPlaceAndDownloadEveryPiece) {
   seed->Seed(blob.digest, blob.torrent, Place("a", blob, blob.content));
 
   Received received(blob.content.size());
-  auto result = testing::RunAsync(
-      leech->Download(blob.digest, blob.torrent, {At("127.0.0.2", seed->port())},
-                      received.Writer(), std::chrono::seconds(20)),
-      std::chrono::seconds(60));
+  auto result = Fetch(*leech, blob, {At("127.0.0.2", seed->port())}, received);
   ASSERT_TRUE(result) << result.error().message();
   EXPECT_TRUE(received.bytes == blob.content);
   EXPECT_EQ(received.writes, 3u);
@@ -144,11 +150,8 @@ TEST_F(SwarmTest, ALyingSeedIsOutvotedByPieceHashes) {
   liar->Seed(blob.digest, blob.torrent, Place("c", blob, flipped));
 
   Received received(blob.content.size());
-  auto result = testing::RunAsync(
-      leech->Download(blob.digest, blob.torrent,
-                      {At("127.0.0.4", liar->port()), At("127.0.0.2", honest->port())},
-                      received.Writer(), std::chrono::seconds(30)),
-      std::chrono::seconds(90));
+  auto result = Fetch(*leech, blob, {At("127.0.0.4", liar->port()), At("127.0.0.2", honest->port())},
+                      received, std::chrono::seconds(30));
   ASSERT_TRUE(result) << result.error().message();
   EXPECT_TRUE(received.bytes == blob.content) << "a piece that failed its hash was handed over";
 }
@@ -158,9 +161,7 @@ TEST_F(SwarmTest, NoLivePeerStallsAndFails) {
   auto leech = StartSwarm("127.0.0.3", dir_.path() / "b" / "scratch");
   Received received(blob.content.size());
   // Nothing listens on port 1 of 127.0.0.9.
-  auto result = testing::RunAsync(leech->Download(blob.digest, blob.torrent, {At("127.0.0.9", 1)},
-                                                  received.Writer(), std::chrono::seconds(2)),
-                                  std::chrono::seconds(30));
+  auto result = Fetch(*leech, blob, {At("127.0.0.9", 1)}, received, std::chrono::seconds(2));
   ASSERT_FALSE(result);
   EXPECT_EQ(result.error(), Errc::kStalled);
   EXPECT_EQ(received.writes, 0u);
@@ -185,10 +186,8 @@ TEST_F(SwarmTest, ASeedWhoseFileVanishesIsDroppedAndTheNodeLivesOn) {
   fs::remove(file);
   for (int round = 0; round < 3; ++round) {
     Received received(blob.content.size());
-    auto result = testing::RunAsync(
-        leech->Download(blob.digest, blob.torrent, {At("127.0.0.2", seed->port())},
-                        received.Writer(), std::chrono::seconds(2)),
-        std::chrono::seconds(60));
+    auto result = Fetch(*leech, blob, {At("127.0.0.2", seed->port())}, received,
+                        std::chrono::seconds(2));
     EXPECT_FALSE(result);
   }
   for (int i = 0; i < 50 && seed->IsSeeding(blob.digest); ++i) {
@@ -200,10 +199,7 @@ TEST_F(SwarmTest, ASeedWhoseFileVanishesIsDroppedAndTheNodeLivesOn) {
   // The file is back (fetched again): seeded and served as before.
   seed->Seed(blob.digest, blob.torrent, Place("a", blob, blob.content));
   Received received(blob.content.size());
-  auto result = testing::RunAsync(
-      leech->Download(blob.digest, blob.torrent, {At("127.0.0.2", seed->port())},
-                      received.Writer(), std::chrono::seconds(20)),
-      std::chrono::seconds(60));
+  auto result = Fetch(*leech, blob, {At("127.0.0.2", seed->port())}, received);
   ASSERT_TRUE(result) << result.error().message();
   EXPECT_TRUE(received.bytes == blob.content);
 }
