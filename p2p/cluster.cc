@@ -33,6 +33,9 @@ constexpr auto kFullAnnounceEvery = std::chrono::seconds(60);
 constexpr std::uint64_t kBackfillBytesPerSecond = 256ull << 20;
 // Holders asked for the .torrent (each also starts seeding).
 constexpr std::size_t kMaxHoldersAsked = 16;
+// How long a holder waits for its seed to load before it answers with the
+// .torrent (or says it cannot seed).
+constexpr auto kSeedWait = std::chrono::seconds(1);
 
 ClusterResponse JsonReply(unsigned status, Json body) {
   return ClusterResponse{.status = status, .body = body.dump()};
@@ -426,6 +429,20 @@ net::awaitable<ClusterResponse> Cluster::TorrentOf(const std::string& hex) {
   auto torrent = torrents_.Get(*digest);
   if (!torrent) co_return Error(404, "this node has no .torrent for that blob");
   swarm_->Seed(*digest, *torrent, store_.BlobPath(*digest));
+  // Answer once the seed is loaded: the asker connects right away, and a
+  // connection that finds no torrent here is retried only a second later
+  // (most of a small blob's transfer time, and time for eviction to take
+  // the blob away meanwhile).
+  net::steady_timer wait(co_await net::this_coro::executor);
+  const auto deadline = std::chrono::steady_clock::now() + kSeedWait;
+  while (!swarm_->IsSeeding(*digest) && std::chrono::steady_clock::now() < deadline) {
+    wait.expires_after(std::chrono::milliseconds(5));
+    ErrorCode ignored;
+    co_await wait.async_wait(net::redirect_error(net::use_awaitable, ignored));
+  }
+  if (!swarm_->IsSeeding(*digest)) {
+    co_return Error(503, "this node could not start seeding that blob");
+  }
   co_return ClusterResponse{.content_type = "application/x-bittorrent", .body = std::move(*torrent)};
 }
 

@@ -73,8 +73,9 @@ lt::settings_pack LanSettings(const SwarmOptions& options) {
   s.set_bool(lt::settings_pack::smooth_connects, false);
   s.set_int(lt::settings_pack::peer_connect_timeout, 3);
   s.set_int(lt::settings_pack::min_reconnect_time, 1);
-  // Peers given at add time are connected on the next tick: 100 ms instead
-  // of 500 ms off every swarm's start (a few wake-ups a second when idle).
+  // libtorrent's once-a-second work runs on the first tick after its second
+  // is up: within 100 ms of it, not 500 (a few wake-ups a second when idle).
+  // New downloads connect their peers at once (see torrent_checked_alert).
   s.set_int(lt::settings_pack::tick_interval, 100);
   // Deep pipelines for a fast, short link (high_performance_seed()).
   s.set_int(lt::settings_pack::max_out_request_queue, 1500);
@@ -402,6 +403,20 @@ void Swarm::Impl::Handle(lt::alert* a) {
   }
   if (auto* block = lt::alert_cast<lt::block_uploaded_alert>(a)) {
     CountBlock(block->handle, block->endpoint, block->piece_index, block->block_index, false);
+    return;
+  }
+  if (auto* checked = lt::alert_cast<lt::torrent_checked_alert>(a)) {
+    // libtorrent connects to a new torrent's peers on its once-a-second
+    // tick (0.5 s lost on average, most of a small blob's transfer), unless
+    // a "connect boost" runs: on a tracker's answer, or when a checked
+    // torrent is resumed. We have no tracker; pausing and resuming the
+    // download once it is checked (it has no connections yet) connects its
+    // peers at once. 4 MiB from a loaded seed: 600-700 ms -> under 100 ms.
+    auto entry = FindHandle(checked->handle);
+    if (entry && entry->download) {
+      entry->handle.pause();
+      entry->handle.resume();
+    }
     return;
   }
   if (auto* finished = lt::alert_cast<lt::piece_finished_alert>(a)) {
