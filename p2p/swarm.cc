@@ -88,7 +88,12 @@ lt::settings_pack LanSettings(const SwarmOptions& options) {
   s.set_int(lt::settings_pack::aio_threads, 4);
   s.set_int(lt::settings_pack::hashing_threads, 1);
   s.set_int(lt::settings_pack::disk_write_mode, lt::settings_pack::always_pwrite);
-  s.set_int(lt::settings_pack::alert_queue_size, 10000);
+  // Block alerts (the traffic per peer) come at up to ~16k a second each way
+  // at 250 MB/s; a full queue drops alerts of any kind (a piece's finished
+  // alert among them, which would stall its download into the Hub
+  // fallback), so leave a backlog of seconds. Memory is taken only by
+  // alerts actually waiting.
+  s.set_int(lt::settings_pack::alert_queue_size, 100000);
   s.set_int(lt::settings_pack::alert_mask,
             static_cast<int>(static_cast<std::uint32_t>(
                 lt::alert_category::status | lt::alert_category::error |
@@ -437,6 +442,10 @@ void Swarm::Impl::Handle(lt::alert* a) {
                                                   .error = read->error});
     }
     entry->download->Notify(entry->download);
+    return;
+  }
+  if (auto* dropped = lt::alert_cast<lt::alerts_dropped_alert>(a)) {
+    log::Warn(kModule, "swarm_alerts_dropped", {{"alerts", dropped->message()}});
     return;
   }
   if (auto* failed = lt::alert_cast<lt::hash_failed_alert>(a)) {
