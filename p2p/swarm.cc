@@ -503,7 +503,13 @@ void Swarm::Impl::Handle(lt::alert* a) {
     log::Warn(kModule, "seed_rejected",
               {{"digest", entry ? entry->hex : std::string()},
                {"error", rejected->error.message()}});
-    if (entry && entry->kind == Entry::Kind::kSeed) Remove(entry, {});
+    if (entry && entry->kind == Entry::Kind::kSeed) {
+      // Its file is gone or changed size (evicted as it was loaded): the same
+      // drop as a file error once seeding.
+      Remove(entry, {});
+      std::lock_guard lock(mu);
+      ++stats.seeds_dropped;
+    }
     return;
   }
 }

@@ -204,6 +204,28 @@ TEST_F(SwarmTest, ASeedWhoseFileVanishesIsDroppedAndTheNodeLivesOn) {
   EXPECT_TRUE(received.bytes == blob.content);
 }
 
+// The file is gone by the time libtorrent loads the seed (evicted between
+// the holder's answer and the load): the seed is rejected, dropped and
+// counted the same way.
+TEST_F(SwarmTest, ASeedWhoseFileIsGoneWhenItLoadsIsDropped) {
+  const Blob blob = MakeBlob(4 * 1024 * 1024, 6);
+  auto seed = StartSwarm("127.0.0.2", dir_.path() / "a" / "scratch");
+  const fs::path file = Place("a", blob, blob.content);
+  fs::remove(file);
+  seed->Seed(blob.digest, blob.torrent, file);
+  for (int i = 0; i < 50 && seed->stats().seeds_dropped == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(seed->stats().seeds_dropped, 1u);
+  EXPECT_FALSE(seed->IsSeeding(blob.digest));
+  // Back on disk: seeded again.
+  seed->Seed(blob.digest, blob.torrent, Place("a", blob, blob.content));
+  for (int i = 0; i < 50 && !seed->IsSeeding(blob.digest); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_TRUE(seed->IsSeeding(blob.digest));
+}
+
 TEST_F(SwarmTest, UnseedStopsServingAndIdleSeedsUnload) {
   const Blob blob = MakeBlob(1024 * 1024, 4);
   auto seed = StartSwarm("127.0.0.2", dir_.path() / "a" / "scratch", std::chrono::seconds(1));
