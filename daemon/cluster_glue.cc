@@ -5,6 +5,7 @@
 #include <charconv>
 #include <nlohmann/json.hpp>
 
+#include "core/errc.h"
 #include "core/log.h"
 #include "core/offload.h"
 #include "p2p/errc.h"
@@ -122,7 +123,13 @@ net::awaitable<void> ClusterHandler::ColdFetch(proxy::Exchange& exchange,
                           .token = std::move(*token)};
   auto stored = [this, &digest] { return store_.Lookup(digest).has_value(); };
   const std::string stored_answer = p2p::ColdSourceJson({.stored = true, .node = ""});
-  auto joined = co_await fetches_.Join(std::move(blob));
+  proxy::BlobRequest first = blob;  // named: no temporaries in co_await (GCC 12)
+  auto joined = co_await fetches_.Join(std::move(first));
+  if (!joined && joined.error() == core::Errc::kAlreadyExists && !stored()) {
+    // Committed after this node's lookup, and evicted before the one just
+    // made (a small cache under pressure): fetch it again.
+    joined = co_await fetches_.Join(std::move(blob));
+  }
   if (!joined) {
     if (stored()) {
       co_await SendJson(exchange, 200, stored_answer);

@@ -17,6 +17,7 @@ class P2pCategory final : public boost::system::error_category {
       case Errc::kBadPieceHashes: return "piece hashes do not fit the blob";
       case Errc::kNoHolders: return "no other node of the cluster holds the blob";
       case Errc::kStalled: return "the swarm download made no progress";
+      case Errc::kPeersGone: return "every peer of the swarm download left";
       case Errc::kBusy: return "the blob is being downloaded already";
       case Errc::kUnexpectedReply: return "the node answered with another status or length";
       case Errc::kLeaderCannotFetch: return "the blob's leader could not fetch it";

@@ -22,6 +22,7 @@ enum class Errc {
   kBusy,                // this node is downloading that blob already
   kUnexpectedReply,     // a node answered with another status or length than asked for
   kLeaderCannotFetch,   // the blob's leader could not fetch it from the Hub
+  kPeersGone,           // every peer of a swarm download left before it was done
 };
 
 const boost::system::error_category& Category();

@@ -1,6 +1,8 @@
 #include "p2p/swarm.h"
 
 #include <libtorrent/alert_types.hpp>
+#include <libtorrent/error_code.hpp>
+#include <libtorrent/operations.hpp>
 #include <libtorrent/peer_class.hpp>
 #include <libtorrent/peer_info.hpp>
 #include <libtorrent/session.hpp>
@@ -8,6 +10,7 @@
 #include <libtorrent/settings_pack.hpp>
 #include <libtorrent/torrent_flags.hpp>
 #include <libtorrent/torrent_info.hpp>
+#include <libtorrent/torrent_status.hpp>
 
 #include <algorithm>
 #include <deque>
@@ -99,6 +102,8 @@ lt::settings_pack LanSettings(const SwarmOptions& options) {
                 lt::alert_category::status | lt::alert_category::error |
                 lt::alert_category::storage | lt::alert_category::piece_progress |
                 lt::alert_category::peer |
+                // Peers that leave a download (peer_disconnected_alert).
+                lt::alert_category::connect |
                 // A block in or out, with its peer: the traffic per peer,
                 // counted exactly however short the transfer.
                 lt::alert_category::block_progress | lt::alert_category::upload)));
@@ -129,6 +134,9 @@ struct DownloadState {
   // Swarm thread only:
   std::deque<int> finished_unread;
   std::atomic<int> reads_in_flight{0};
+  // The peers it was given that have not left it yet (closed a connection
+  // on us); see peer_disconnected_alert.
+  std::vector<net::ip::tcp::endpoint> staying;
   // Set by the swarm thread once it holds no reference to this state any
   // more; the coroutine waits for it, so that the last reference (and with
   // it the strand of the caller's io_context) dies on the caller's side.
@@ -444,6 +452,35 @@ void Swarm::Impl::Handle(lt::alert* a) {
     entry->download->Notify(entry->download);
     return;
   }
+  if (auto* gone = lt::alert_cast<lt::peer_disconnected_alert>(a)) {
+    // A holder that evicts the blob drops its seed and with it our
+    // connection; libtorrent would retry it, and it refuses. Once every
+    // peer the download was given has closed on it and none is connected,
+    // it would wait out cluster.stall_timeout for nothing (1.5% of swarm
+    // downloads in the soak, 10 s each): fail it now, and the next source
+    // takes over. Only the remote closing counts: not a connection that
+    // never came up (the stall timeout covers peers slow to answer), nor
+    // this node's own disconnects (the pause that starts the download, a
+    // ban after a failed piece, which libtorrent may lift).
+    if (gone->op == lt::operation_t::connect) return;
+    if (gone->error != boost::asio::error::eof &&
+        gone->error != boost::asio::error::connection_reset) {
+      return;
+    }
+    auto entry = FindHandle(gone->handle);
+    if (!entry || !entry->download) return;
+    std::erase(entry->download->staying, gone->endpoint);
+    // Others given may not be connected yet.
+    if (!entry->download->staying.empty()) return;
+    const lt::torrent_status status = entry->handle.status({});
+    if (status.num_peers > 0 || status.is_finished || status.is_seeding) return;
+    {
+      std::lock_guard lock(entry->download->mu);
+      if (!entry->download->failure) entry->download->failure = Errc::kPeersGone;
+    }
+    entry->download->Notify(entry->download);
+    return;
+  }
   if (auto* dropped = lt::alert_cast<lt::alerts_dropped_alert>(a)) {
     log::Warn(kModule, "swarm_alerts_dropped", {{"alerts", dropped->message()}});
     return;
@@ -563,6 +600,13 @@ void Swarm::Impl::Remove(std::shared_ptr<Entry> entry, lt::remove_flags_t flags)
     stats.seeds_loaded = seeds.size();
   }
   entry->removed = true;
+  if (!entry->handle.is_valid()) {
+    // libtorrent let go of it already (seen in the soak: a seed whose
+    // fast-resume data was rejected as its file was evicted); removing it
+    // would throw, and no removed alert will come to drop its handle.
+    by_handle.erase(entry->handle);
+    return;
+  }
   session->remove_torrent(entry->handle, flags);
 }
 
@@ -631,6 +675,7 @@ void Swarm::Impl::DoDownload(const std::string& hex, std::shared_ptr<lt::torrent
     early_preferences.erase(early);
   }
   for (const auto& peer : peers) atp.peers.emplace_back(peer.address(), peer.port());
+  entry->download->staying = std::move(peers);
   atp.userdata = lt::client_data_t(entry.get());
   by_hex.emplace(hex, entry);
   {

@@ -95,8 +95,10 @@ class Swarm {
   // Downloads the blob described by `torrent` from `peers`, handing each
   // verified piece to `write` in the order they complete: the 2 pieces after
   // the last contiguous one written carry deadlines (what readers need next),
-  // then this node's share (Prefer), then the rest, rarest first. Returns when every piece was written, or fails:
-  // Errc::kStalled when no piece arrived for `stall_timeout`, the writer's
+  // then this node's share (Prefer), then the rest, rarest first. Returns
+  // when every piece was written, or fails: Errc::kStalled when no piece
+  // arrived for `stall_timeout`, Errc::kPeersGone as soon as every peer that
+  // was connected has left (holders that dropped the blob), the writer's
   // error, libtorrent's error (disk full in the scratch directory). The
   // scratch file is removed either way. Runs on the caller's executor; the
   // swarm must outlive it.

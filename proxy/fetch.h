@@ -12,8 +12,9 @@
 // visible. Every request for the same digest that arrives meanwhile, even
 // while the writer is being opened, joins the same Fetch and streams from the
 // growing staging file: WaitFor(n) returns once n contiguous bytes are on
-// disk (or the fetch has ended), and OpenReader() gives a descriptor that
-// stays valid across the final rename.
+// disk (or the fetch has ended), and OpenReader() gives a descriptor of the
+// blob's bytes whatever became of its file: renamed at the commit, evicted
+// right after it, or unlinked when the fetch failed.
 //
 // A Fetch's mutable state lives on its own strand; the waiters' timer is only
 // touched there. The coordinator's map is behind a mutex that is never held
@@ -85,7 +86,9 @@ class Fetch {
     return opened_.load(std::memory_order_acquire) && writer_->verified();
   }
 
-  // A descriptor of the staging file (valid after commit and abort too).
+  // A descriptor of the blob's bytes, at any time: after the commit, after
+  // an eviction of the committed blob, and after a failure too (see
+  // store::BlobWriter::OpenReader).
   // REQUIRES: the Fetch came from a successful Join().
   Result<UniqueFd> OpenReader() const { return writer_->OpenReader(); }
 

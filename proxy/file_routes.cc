@@ -233,10 +233,13 @@ net::awaitable<bool> ServeStored(HubContext& hub, Exchange& exchange, const Rang
 
 // GET of a blob the store does not hold: join its download, or start one
 // from the sources, and stream it as it arrives. Pass-through when the store
-// has no room for it.
-net::awaitable<void> ServeFetching(HubContext& hub, Exchange& exchange, const RangeRequest& range,
+// has no room for it. Returns false, having sent nothing, when `may_start_over`
+// and the download this request joined failed before its first byte (its
+// starter got the error): the caller starts one of its own, with a download
+// URL of its own.
+net::awaitable<bool> ServeFetching(HubContext& hub, Exchange& exchange, const RangeRequest& range,
                                    const FileRef& ref, const FileAnswer& answer,
-                                   const Secret& token, CacheStatus cached) {
+                                   const Secret& token, CacheStatus cached, bool may_start_over) {
   const store::Digest& digest = *answer.file.digest;
   const std::uint64_t size = answer.file.size;
   // A named object, not a temporary in the co_await expression (GCC 12
@@ -251,49 +254,60 @@ net::awaitable<void> ServeFetching(HubContext& hub, Exchange& exchange, const Ra
   auto joined = co_await hub.fetches.Join(std::move(request));
   if (!joined) {
     // Committed meanwhile (or by the time a joined opening failed).
-    if (co_await ServeStored(hub, exchange, range, answer, cached)) co_return;
+    if (co_await ServeStored(hub, exchange, range, answer, cached)) co_return true;
     log::Info(kModule, "pass_through",
               {{"req", exchange.id()}, {"digest", digest.Hex()}, {"bytes", size},
                {"reason", joined.error().message()}});
     co_await PassThrough(hub, exchange, answer, token);
-    co_return;
+    co_return true;
   }
   std::shared_ptr<Fetch> fetch = std::move(joined->fetch);
-  CacheStatus status = CacheStatus::kCoalesced;
-  if (joined->started) {
-    // MISS from the Hub, PEER from another node: known once a source answers
-    // (the Hub: a checked response head; a peer: its first verified piece).
-    auto supplier = co_await fetch->WaitForSupplier();
-    if (!supplier) {
-      // Failed before a byte arrived: an error status, not a cut 200.
-      if (co_await ServeStored(hub, exchange, range, answer, cached)) co_return;
-      log::Warn(kModule, "download_failed",
+  // The descriptor first: it reads the download's bytes whatever becomes of
+  // its file, even when the blob is committed and evicted at once (a small
+  // cache under pressure) before this request sends its first byte.
+  auto reader = fetch->OpenReader();
+  if (!reader) {
+    if (co_await ServeStored(hub, exchange, range, answer, cached)) co_return true;
+    log::Warn(kModule, "download_unreadable",
+              {{"req", exchange.id()}, {"digest", digest.Hex()}, {"error", reader.error().message()}});
+    co_await SendJsonError(exchange, HttpStatusFor(Errc::kDownloadUnreadable),
+                           "hubcache cannot read the download in progress", CacheStatus::kMiss);
+    co_return true;
+  }
+  // MISS from the Hub, PEER from another node: known once a source answers
+  // (the Hub: a checked response head; a peer: its first verified piece).
+  // A failure before any byte is an error status, not a cut 200.
+  auto supplier = co_await fetch->WaitForSupplier();
+  if (!supplier) {
+    if (co_await ServeStored(hub, exchange, range, answer, cached)) co_return true;
+    if (!joined->started && may_start_over) {
+      log::Info(kModule, "joined_download_failed",
                 {{"req", exchange.id()}, {"digest", digest.Hex()},
                  {"error", supplier.error().message()}});
-      co_await SendJsonError(exchange, HttpStatusFor(supplier.error()),
-                             "hubcache could not download this file", CacheStatus::kMiss);
-      co_return;
+      co_return false;
     }
+    log::Warn(kModule, "download_failed",
+              {{"req", exchange.id()}, {"digest", digest.Hex()},
+               {"error", supplier.error().message()}});
+    co_await SendJsonError(exchange, HttpStatusFor(supplier.error()),
+                           "hubcache could not download this file", CacheStatus::kMiss);
+    co_return true;
+  }
+  CacheStatus status = CacheStatus::kCoalesced;
+  if (joined->started) {
     status = *supplier;
   } else if (fetch->verified()) {
-    // Every byte is here and verified; only the commit is still running.
+    // Every byte is here and verified; only the commit may still be running.
     status = cached;
   }
   if (status == CacheStatus::kCoalesced) hub.metrics.CountCoalesced();
-  auto reader = fetch->OpenReader();
-  if (!reader) {
-    // The download ended between Join and here: committed, or failed.
-    if (co_await ServeStored(hub, exchange, range, answer, cached)) co_return;
-    co_await SendJsonError(exchange, HttpStatusFor(Errc::kDownloadUnreadable),
-                           "hubcache cannot read the download in progress", status);
-    co_return;
-  }
   const Fetch::Reader counted(fetch);
   BlobBody body{.fd = std::move(*reader),
                 .size = size,
                 .fetch = std::move(fetch),
                 .verified_end = hub.options.verified_ranges};
   co_await SendFileBody(hub, exchange, FileHead(answer), range, std::move(body), status);
+  co_return true;
 }
 
 }  // namespace
@@ -301,7 +315,8 @@ net::awaitable<void> ServeFetching(HubContext& hub, Exchange& exchange, const Ra
 net::awaitable<void> ServeFile(HubContext& hub, Exchange& exchange, FileRef ref) {
   const Secret token = RequestToken(exchange.request());
   bool need_download_url = false;
-  for (int attempt = 0; attempt < 2; ++attempt) {
+  bool started_over = false;
+  for (int attempt = 0; attempt < 3; ++attempt) {
     FileAnswer answer = co_await hub.files.Resolve(ref, token, need_download_url);
     if (answer.kind == FileAnswer::Kind::kUnavailable) {
       co_await SendJsonError(exchange, answer.status, answer.message, CacheStatus::kMiss);
@@ -344,8 +359,13 @@ net::awaitable<void> ServeFile(HubContext& hub, Exchange& exchange, FileRef ref)
       need_download_url = true;
       continue;
     }
-    co_await ServeFetching(hub, exchange, range, ref, answer, token, cached);
-    co_return;
+    if (co_await ServeFetching(hub, exchange, range, ref, answer, token, cached, !started_over)) {
+      co_return;
+    }
+    // The download it joined failed: ask the Hub where the bytes are, and
+    // start a download of its own.
+    started_over = true;
+    need_download_url = true;
   }
   co_await SendJsonError(exchange, HttpStatusFor(core::Errc::kCorrupt),
                          "the Hub did not say where this file's bytes are",

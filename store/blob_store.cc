@@ -233,13 +233,18 @@ Result<std::unique_ptr<BlobWriter>> BlobStore::BeginWrite(const Digest& digest,
   const fs::path staging =
       root_ / "staging" / (std::string(digest.KindName()) + "-" + digest.Hex() + ".part");
   auto fd = disk_.Open(staging, O_RDWR | O_CREAT | O_TRUNC, 0640);
-  if (!fd) {
+  // Readers' descriptors come from this one (BlobWriter::OpenReader): the
+  // file may be renamed or unlinked by the time a reader asks.
+  Result<UniqueFd> read_fd = Fail(core::Errc::kUnavailable);
+  if (fd) read_fd = disk_.Open(staging, O_RDONLY);
+  if (!fd || !read_fd) {
+    if (fd) (void)disk_.Remove(staging);
     EndWrite(digest);
-    return Fail(fd.error());
+    return Fail(fd ? read_fd.error() : fd.error());
   }
-  return std::unique_ptr<BlobWriter>(new BlobWriter(*this, digest, expected_size, staging,
-                                                    std::move(*fd), std::move(*reservation),
-                                                    MakeTaps(digest, expected_size)));
+  return std::unique_ptr<BlobWriter>(new BlobWriter(
+      *this, digest, expected_size, staging, std::move(*fd), std::move(*read_fd),
+      std::move(*reservation), MakeTaps(digest, expected_size)));
 }
 
 void BlobStore::EndWrite(const Digest& digest) {
@@ -423,13 +428,14 @@ Result<EvictReport> BlobStore::EvictTo(std::uint64_t target_bytes) {
 // --------------------------------------------------------------- BlobWriter
 
 BlobWriter::BlobWriter(BlobStore& store, Digest digest, std::uint64_t expected_size,
-                       fs::path staging_path, UniqueFd fd, Reservation reservation,
-                       std::vector<std::unique_ptr<HashTap>> taps)
+                       fs::path staging_path, UniqueFd fd, UniqueFd read_fd,
+                       Reservation reservation, std::vector<std::unique_ptr<HashTap>> taps)
     : store_(store),
       digest_(digest),
       expected_size_(expected_size),
       staging_path_(std::move(staging_path)),
       fd_(std::move(fd)),
+      read_fd_(std::move(read_fd)),
       hasher_(digest.kind(), expected_size),
       taps_(std::move(taps)),
       reservation_(std::move(reservation)) {}
@@ -437,6 +443,13 @@ BlobWriter::BlobWriter(BlobStore& store, Digest digest, std::uint64_t expected_s
 BlobWriter::~BlobWriter() {
   if (state_.load() != State::kCommitted) Abort();
   store_.staged_ -= staged_.load();
+  std::unique_lock lock(mu_);
+  LetGo(lock);
+}
+
+void BlobWriter::LetGo(std::unique_lock<std::mutex>&) {
+  if (!registered_) return;
+  registered_ = false;
   store_.EndWrite(digest_);
 }
 
@@ -548,10 +561,13 @@ void BlobWriter::AddTap(std::unique_ptr<HashTap> tap) {
 }
 
 Result<UniqueFd> BlobWriter::OpenReader() const {
-  // Under the lock, so that Commit()'s rename cannot slip in between.
-  std::unique_lock lock(mu_);
-  const fs::path path = renamed_ ? store_.BlobPath(digest_) : staging_path_;
-  return store_.disk_.Open(path, O_RDONLY);
+  // Not a new open of a path: by now the file may have been renamed, and
+  // then evicted (a small cache under pressure evicts a blob committed a
+  // moment ago), or unlinked by Abort(). A reader that joined the download
+  // reads the same bytes whatever became of the name.
+  const int fd = ::fcntl(read_fd_.get(), F_DUPFD_CLOEXEC, 0);
+  if (fd < 0) return Fail(core::ErrnoError(errno));
+  return UniqueFd(fd);
 }
 
 Result<void> BlobWriter::Verify() {
@@ -584,7 +600,7 @@ Result<void> BlobWriter::Commit() {
   if (auto verified = VerifyLocked(lock); !verified) return verified;
   // Every byte is written and verified: nothing changes the file from here
   // on. The waits for the disk run without the lock, so that readers
-  // following this download (WrittenFrom(), OpenReader(), on an event loop)
+  // following this download (WrittenFrom(), on an event loop)
   // are never held up by an fsync of a large file.
   lock.unlock();
   // Durable before visible: data, then the rename, then both directories.
@@ -592,15 +608,12 @@ Result<void> BlobWriter::Commit() {
   Disk& disk = store_.disk_;
   auto durable = disk.CreateDirectories(target.parent_path());
   if (durable) durable = disk.Sync(fd_.get());
-  lock.lock();
-  // Under the lock: OpenReader() picks the path by renamed_.
   if (durable) durable = disk.Rename(staging_path_, target);
   if (!durable) {
+    lock.lock();
     MarkFailed(lock);
     return durable;
   }
-  renamed_ = true;
-  lock.unlock();
   auto synced = disk.SyncDir(target.parent_path());
   if (synced) synced = disk.SyncDir(staging_path_.parent_path());
   if (synced) {
@@ -612,6 +625,8 @@ Result<void> BlobWriter::Commit() {
     // (readers that opened it keep their descriptor).
     (void)disk.Remove(target);
     state_.store(State::kFailed);
+    lock.lock();
+    LetGo(lock);
     return synced;
   }
   state_.store(State::kCommitted);
@@ -620,9 +635,13 @@ Result<void> BlobWriter::Commit() {
   return {};
 }
 
-void BlobWriter::MarkFailed(std::unique_lock<std::mutex>&) {
-  state_.store(State::kFailed);
+void BlobWriter::MarkFailed(std::unique_lock<std::mutex>& lock) {
+  // Once: by then the staging path may be a new writer's of the same digest.
+  if (state_.exchange(State::kFailed) == State::kFailed) return;
   (void)store_.disk_.Remove(staging_path_);  // fsck removes leftovers at the next start
+  // A failed writer holds nothing back: the digest may be written afresh
+  // at once, while readers of this one still hold it.
+  LetGo(lock);
 }
 
 void BlobWriter::Abort() {

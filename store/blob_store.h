@@ -123,7 +123,9 @@ class BlobStore {
   // reserving that much space (see Reserve()); the writer holds the
   // reservation until it commits or aborts.
   // Errors: core::Errc::kAlreadyExists if it is committed already;
-  // Errc::kBusy if another writer holds it; Errc::kNoSpace if the space
+  // Errc::kBusy if another writer holds it (one that has not failed: a
+  // failed writer lets the digest go at once, though its readers keep it
+  // alive); Errc::kNoSpace if the space
   // cannot be reserved (the caller may serve pass-through instead); system
   // errors from the filesystem. The writer must not outlive the store.
   Result<std::unique_ptr<BlobWriter>> BeginWrite(const Digest& digest,
@@ -265,8 +267,12 @@ class BlobWriter {
   const Digest& digest() const { return digest_; }
   State state() const { return state_.load(); }
 
-  // A read-only descriptor of the staging file, for readers that follow the
-  // download; it stays valid after Commit() (rename) and Abort() (unlink).
+  // A read-only descriptor of the blob's bytes, for readers that follow the
+  // download, at any time in the writer's life: a duplicate of one opened
+  // with the staging file, so it reads the same file after Commit()
+  // (rename), Abort() (unlink) and an eviction of the committed blob
+  // (unlink) alike. The duplicates share a file offset: read them with
+  // pread/sendfile at explicit offsets. Errors: system errors (EMFILE).
   Result<UniqueFd> OpenReader() const;
 
   // Checks that every byte is written and hashes to the digest, without
@@ -280,9 +286,9 @@ class BlobWriter {
   bool verified() const { return verified_.load(); }
 
   // Verifies (unless Verify() did already) and publishes the blob: fsync,
-  // rename into blobs/, fsync of both directories, index. Only the rename
-  // holds the writer's lock: WrittenFrom() and OpenReader() do not wait for
-  // the disk. Not to be called concurrently with Abort(). Errors: those of
+  // rename into blobs/, fsync of both directories, index. The disk work
+  // runs without the writer's lock: WrittenFrom() and OpenReader() do not
+  // wait for the disk. Not to be called concurrently with Abort(). Errors: those of
   // Verify(); system errors from fsync/rename; index errors. Every error but
   // kIncomplete fails the writer.
   Result<void> Commit();
@@ -300,8 +306,8 @@ class BlobWriter {
  private:
   friend class BlobStore;
   BlobWriter(BlobStore& store, Digest digest, std::uint64_t expected_size,
-             std::filesystem::path staging_path, UniqueFd fd, Reservation reservation,
-             std::vector<std::unique_ptr<HashTap>> taps);
+             std::filesystem::path staging_path, UniqueFd fd, UniqueFd read_fd,
+             Reservation reservation, std::vector<std::unique_ptr<HashTap>> taps);
   // Feeds the digest and the taps the next contiguous bytes.
   void Hash(std::span<const std::uint8_t> bytes);
   using Pieces = std::vector<std::pair<std::uint64_t, std::uint64_t>>;
@@ -309,7 +315,11 @@ class BlobWriter {
   // `mine` are the ranges this call wrote from `data` (at `offset`).
   Result<void> AdvanceHash(std::uint64_t offset, std::span<const std::uint8_t> data,
                            const Pieces& mine);
-  // Marks the writer failed and deletes the staging file. REQUIRES: mu_ held.
+  // Ends this writer's claim on the digest (BlobStore::EndWrite), once.
+  // REQUIRES: mu_ held.
+  void LetGo(std::unique_lock<std::mutex>& lock);
+  // Marks the writer failed, deletes the staging file and lets the digest
+  // go. REQUIRES: mu_ held.
   void MarkFailed(std::unique_lock<std::mutex>& lock);
   Result<void> VerifyLocked(std::unique_lock<std::mutex>& lock);
 
@@ -318,6 +328,8 @@ class BlobWriter {
   const std::uint64_t expected_size_;
   const std::filesystem::path staging_path_;
   UniqueFd fd_;
+  const UniqueFd read_fd_;  // what OpenReader() duplicates
+  bool registered_ = true;  // GUARDED_BY(mu_): the store counts this writer as the digest's
   std::atomic<std::uint64_t> contiguous_{0};
   std::atomic<State> state_{State::kWriting};
   std::atomic<bool> verified_{false};
@@ -329,7 +341,6 @@ class BlobWriter {
   std::vector<std::unique_ptr<HashTap>> taps_;      // fed with hasher_, by the hashing thread
   std::uint64_t hashed_ = 0;                        // GUARDED_BY(mu_)
   bool hashing_ = false;                            // GUARDED_BY(mu_)
-  bool renamed_ = false;  // GUARDED_BY(mu_): the file is at its blobs/ path
   std::optional<Digest> actual_;                    // GUARDED_BY(mu_)
   Reservation reservation_;
   std::atomic<std::uint64_t> staged_{0};            // bytes written, for the store's accounting

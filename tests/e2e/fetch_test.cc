@@ -119,6 +119,32 @@ TEST_F(FetchTest, UpstreamErrorBurstsAndStallsAreRetried) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, seconds(10));
 }
 
+// A request that joins a download which then fails before its first byte
+// starts a download of its own, rather than getting a 200 that is cut (or
+// the soak's 503, when the failed download's file was gone).
+TEST_F(FetchTest, ARequestThatJoinedADownloadThatFailedStartsItsOwn) {
+  StartHubcache({"--set", "upstream.max_retries=0", "--set", "upstream.connections=1"});
+  const std::string sha = Sha("org/model", "model.safetensors");
+  hub().AddFault({.path_contains = sha, .fail_first = 1, .fail_status = 503,
+                  .fail_delay = std::chrono::milliseconds(2000)});
+  StreamResult first;
+  std::thread starter([&] { first = StreamGet(port(), kWeights); });
+  // The second request once the first one's download is in flight.
+  const auto deadline = std::chrono::steady_clock::now() + seconds(10);
+  while (Get("/metrics").body.find("hubcache_fetches_in_flight 1") == std::string::npos &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  auto second = StreamGet(port(), kWeights);
+  starter.join();
+  EXPECT_GE(first.status, 500u) << "the starter gets the download's error";
+  EXPECT_EQ(second.status, 200u) << second.Header("x-error-message");
+  EXPECT_TRUE(second.complete);
+  EXPECT_EQ(second.sha256, sha);
+  auto again = Head(kWeights);
+  EXPECT_EQ(again.Header("x-cache"), "HIT") << "the second download was stored";
+}
+
 TEST_F(FetchTest, ABlobTheStoreHasNoRoomForIsServedStraightThroughUncached) {
   StartHubcache({"--set", "store.max_bytes=1MiB"});
   // One keep-alive connection: each answer is counted before the next request

@@ -44,6 +44,9 @@ struct Fault {
   int fail_first = 0;
   // 5xx or 429; a 429 carries Retry-After: 1.
   unsigned fail_status = 503;
+  // How long a failed answer waits before its head (an upstream that takes
+  // its time to refuse: a download in flight that fails before any byte).
+  std::chrono::milliseconds fail_delay{0};
   // The body faults below apply only to responses that carry file content
   // (resolve-cache, raw and CDN answers, 200 or 206), to the next
   // `drop_times` such responses that the fault can affect (a negative count:

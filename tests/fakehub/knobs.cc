@@ -64,12 +64,13 @@ bool Knobs::Matches(const Fault& fault, std::string_view raw_path, std::string_v
          path.find(fault.path_contains) != std::string::npos;
 }
 
-std::optional<unsigned> Knobs::TakeStatusFault(std::string_view raw_path, std::string_view path) {
+std::optional<Knobs::StatusFault> Knobs::TakeStatusFault(std::string_view raw_path,
+                                                         std::string_view path) {
   std::lock_guard lock(fault_mu_);
   for (Fault& fault : faults_) {
     if (fault.fail_first == 0 || !Matches(fault, raw_path, path)) continue;
     if (fault.fail_first > 0) --fault.fail_first;
-    return fault.fail_status;
+    return StatusFault{fault.fail_status, fault.fail_delay};
   }
   return std::nullopt;
 }

@@ -64,8 +64,12 @@ class Knobs {
   std::vector<Fault> Faults() const;
 
   // If a fault with remaining `fail_first` matches the path (raw or
-  // decoded), consumes one and returns its status.
-  std::optional<unsigned> TakeStatusFault(std::string_view raw_path, std::string_view path);
+  // decoded), consumes one and returns its status and delay.
+  struct StatusFault {
+    unsigned status;
+    std::chrono::milliseconds delay;
+  };
+  std::optional<StatusFault> TakeStatusFault(std::string_view raw_path, std::string_view path);
   // The body faults for a content response covering file bytes
   // [file_first, file_first + size); consumes one use of the first matching
   // fault that can affect such a response.

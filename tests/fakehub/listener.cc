@@ -286,8 +286,12 @@ net::awaitable<bool> Listener::WriteReply(Stream& stream, Connection& connection
 
   BodyFaults faults;
   if (!reply.control) {
-    if (const auto status = knobs_.TakeStatusFault(raw_path, path)) {
-      reply = FaultReply(*status);
+    if (const auto failed = knobs_.TakeStatusFault(raw_path, path)) {
+      reply = FaultReply(failed->status);
+      if (failed->delay.count() > 0 &&
+          !co_await connection.SleepUntil(Clock::now() + failed->delay)) {
+        co_return false;
+      }
     } else if (!head && reply.content != nullptr) {
       faults = knobs_.TakeBodyFaults(raw_path, path, reply.offset, reply.length);
       if (faults.ignore_range && reply.status == 206) WholeInstead(reply);

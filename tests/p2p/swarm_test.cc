@@ -168,6 +168,44 @@ TEST_F(SwarmTest, NoLivePeerStallsAndFails) {
   EXPECT_EQ(leech->stats().downloads_failed, 1u);
 }
 
+// The only holder drops the blob mid-download (evicted): the download fails
+// at once, not after the stall timeout (the soak: 1.5% of swarm downloads
+// waited 10 s for a holder that had evicted the blob 12 ms after naming it).
+TEST_F(SwarmTest, ADownloadWhoseHoldersAllLeaveFailsAtOnce) {
+  const Blob blob = MakeBlob(16 * 1024 * 1024, 7);  // 4 pieces
+  auto created = Swarm::Create(SwarmOptions{.listen_host = "127.0.0.2",
+                                            .port = 0,
+                                            .upload_rate_limit = 1024 * 1024,  // 16 s for all
+                                            .scratch_dir = dir_.path() / "a" / "scratch",
+                                            .seed_idle = std::chrono::minutes(2)});
+  ASSERT_TRUE(created) << created.error().message();
+  std::unique_ptr<Swarm> seed = std::move(*created);
+  auto leech = StartSwarm("127.0.0.3", dir_.path() / "b" / "scratch");
+  seed->Seed(blob.digest, blob.torrent, Place("a", blob, blob.content));
+  for (int i = 0; i < 50 && !seed->IsSeeding(blob.digest); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_TRUE(seed->IsSeeding(blob.digest));
+  Received received(blob.content.size());
+  Result<void> result;
+  std::chrono::steady_clock::time_point ended;
+  std::thread download([&] {
+    result = Fetch(*leech, blob, {At("127.0.0.2", seed->port())}, received, std::chrono::seconds(60));
+    ended = std::chrono::steady_clock::now();
+  });
+  for (int i = 0; i < 100 && seed->stats().bytes_out == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_GT(seed->stats().bytes_out, 0u) << "the download never started";
+  const auto dropped = std::chrono::steady_clock::now();
+  seed->Unseed(blob.digest);
+  download.join();
+  ASSERT_FALSE(result);
+  EXPECT_EQ(result.error(), Errc::kPeersGone) << result.error().message();
+  EXPECT_LT(ended - dropped, std::chrono::seconds(5)) << "waited for the stall timeout";
+  EXPECT_EQ(leech->stats().downloads_failed, 1u);
+}
+
 // A seeded file that vanishes behind the swarm's back (evicted while a peer
 // reads it): libtorrent reports file errors, often several at once; the seed
 // is dropped once, the node lives on, and the blob can be seeded again.

@@ -405,6 +405,33 @@ TEST_F(BlobStoreTest, OneWriterPerDigestAndNoRewriteOfCommitted) {
   EXPECT_EQ(store_->BeginWrite(digest, 10).error(), core::Errc::kAlreadyExists);
 }
 
+// A failed download's writer lives on while its readers hold it; the next
+// request for the blob must be able to start a download of its own.
+TEST_F(BlobStoreTest, AFailedWriterLetsTheDigestGoAtOnce) {
+  const std::string content = Content(1000, 17);
+  const Digest digest = HashBytes(DigestKind::kSha256, content);
+  auto failed = store_->BeginWrite(digest, content.size());
+  ASSERT_TRUE(failed);
+  ASSERT_TRUE((*failed)->WriteAt(0, AsBytes(content, 0, 10)));
+  (*failed)->Abort();
+  auto next = store_->BeginWrite(digest, content.size());
+  ASSERT_TRUE(next) << next.error().message();
+  // The failed one going away does not end the new one's claim.
+  failed->reset();
+  EXPECT_EQ(store_->BeginWrite(digest, content.size()).error(), Errc::kBusy);
+  ASSERT_TRUE((*next)->WriteAt(0, AsBytes(content)));
+  ASSERT_TRUE((*next)->Commit());
+  EXPECT_EQ(ReadAll(store_->Lookup(digest)->fd.get()), content);
+  // So does one whose bytes were wrong.
+  const std::string other = Content(1000, 18);
+  const Digest other_digest = HashBytes(DigestKind::kSha256, other);
+  auto liar = store_->BeginWrite(other_digest, other.size());
+  ASSERT_TRUE(liar);
+  ASSERT_TRUE((*liar)->WriteAt(0, AsBytes(content)));
+  EXPECT_EQ((*liar)->Commit().error(), Errc::kDigestMismatch);
+  EXPECT_TRUE(store_->BeginWrite(other_digest, other.size()));
+}
+
 TEST_F(BlobStoreTest, AbortAndDestructionRemoveStaging) {
   const std::string content = Content(10, 9);
   const Digest digest = HashBytes(DigestKind::kSha256, content);
@@ -470,6 +497,36 @@ TEST_F(BlobStoreTest, ReaderOpenedAfterCommitReadsTheCommittedBlob) {
   auto reader = (*writer)->OpenReader();
   ASSERT_TRUE(reader) << reader.error().message();
   EXPECT_EQ(ReadAll(reader->get()), content);
+}
+
+// A request that joined a download may ask for its descriptor after the
+// blob was committed and evicted at once (a small cache under pressure: the
+// soak's one 503), or after the download failed.
+TEST_F(BlobStoreTest, ReaderOpenedAfterTheCommittedBlobWasEvictedReadsItsBytes) {
+  const std::string content = Content(5000, 15);
+  const Digest digest = HashBytes(DigestKind::kSha256, content);
+  auto writer = store_->BeginWrite(digest, content.size());
+  ASSERT_TRUE(writer);
+  ASSERT_TRUE((*writer)->WriteAt(0, AsBytes(content)));
+  ASSERT_TRUE((*writer)->Commit());
+  auto removed = store_->Remove(digest);
+  ASSERT_TRUE(removed && *removed);
+  ASSERT_FALSE(fs::exists(store_->BlobPath(digest)));
+  auto reader = (*writer)->OpenReader();
+  ASSERT_TRUE(reader) << reader.error().message();
+  EXPECT_EQ(ReadAll(reader->get()), content);
+}
+
+TEST_F(BlobStoreTest, ReaderOpenedAfterAbortReadsWhatWasWritten) {
+  const std::string content = Content(5000, 16);
+  auto writer = store_->BeginWrite(HashBytes(DigestKind::kSha256, content), content.size());
+  ASSERT_TRUE(writer);
+  ASSERT_TRUE((*writer)->WriteAt(0, AsBytes(content, 0, 1234)));
+  (*writer)->Abort();
+  EXPECT_EQ(StagingFiles(), 0u);
+  auto reader = (*writer)->OpenReader();
+  ASSERT_TRUE(reader) << reader.error().message();
+  EXPECT_EQ(ReadAll(reader->get()), content.substr(0, 1234));
 }
 
 TEST_F(BlobStoreTest, OpenDescriptorSurvivesRemoval) {
