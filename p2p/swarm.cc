@@ -602,9 +602,13 @@ void Swarm::Impl::Remove(std::shared_ptr<Entry> entry, lt::remove_flags_t flags)
   entry->removed = true;
   if (!entry->handle.is_valid()) {
     // libtorrent let go of it already (seen in the soak: a seed whose
-    // fast-resume data was rejected as its file was evicted); removing it
-    // would throw, and no removed alert will come to drop its handle.
+    // fast-resume data was rejected as its file was evicted, after Unseed
+    // had removed it); removing it again would throw.
     by_handle.erase(entry->handle);
+    if (entry->download) {
+      std::error_code ignored;
+      std::filesystem::remove(options.scratch_dir / entry->hex, ignored);
+    }
     return;
   }
   session->remove_torrent(entry->handle, flags);
@@ -758,6 +762,7 @@ void Swarm::AddPeers(const store::Digest& digest, std::vector<net::ip::tcp::endp
     auto it = impl->by_hex.find(hex);
     if (it == impl->by_hex.end() || !it->second->added) return;
     for (const auto& peer : peers) {
+      if (it->second->download) it->second->download->staying.push_back(peer);
       try {
         it->second->handle.connect_peer(lt::tcp::endpoint(peer.address(), peer.port()));
       } catch (const std::exception&) {

@@ -97,8 +97,9 @@ class Swarm {
   // the last contiguous one written carry deadlines (what readers need next),
   // then this node's share (Prefer), then the rest, rarest first. Returns
   // when every piece was written, or fails: Errc::kStalled when no piece
-  // arrived for `stall_timeout`, Errc::kPeersGone as soon as every peer that
-  // was connected has left (holders that dropped the blob), the writer's
+  // arrived for `stall_timeout`, Errc::kPeersGone as soon as every peer it
+  // was given (here or by AddPeers) has closed its connection and none is
+  // connected (holders that dropped the blob), the writer's
   // error, libtorrent's error (disk full in the scratch directory). The
   // scratch file is removed either way. Runs on the caller's executor; the
   // swarm must outlive it.

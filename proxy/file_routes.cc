@@ -235,7 +235,8 @@ net::awaitable<bool> ServeStored(HubContext& hub, Exchange& exchange, const Rang
 // from the sources, and stream it as it arrives. Pass-through when the store
 // has no room for it. Returns false, having sent nothing, when `may_start_over`
 // and the download this request joined failed before its first byte (its
-// starter got the error): the caller starts one of its own, with a download
+// starter got the error), or failed to start when this request has no
+// download URL to pass through from: the caller starts over with a download
 // URL of its own.
 net::awaitable<bool> ServeFetching(HubContext& hub, Exchange& exchange, const RangeRequest& range,
                                    const FileRef& ref, const FileAnswer& answer,
@@ -255,6 +256,15 @@ net::awaitable<bool> ServeFetching(HubContext& hub, Exchange& exchange, const Ra
   if (!joined) {
     // Committed meanwhile (or by the time a joined opening failed).
     if (co_await ServeStored(hub, exchange, range, answer, cached)) co_return true;
+    if (answer.download_url.empty()) {
+      // It joined a download without asking where the bytes are, and that
+      // download could not open its writer (no room, say): a pass-through
+      // needs the URL.
+      if (may_start_over) co_return false;
+      co_await SendJsonError(exchange, HttpStatusFor(Errc::kSourceUnavailable),
+                             "hubcache could not download this file", CacheStatus::kMiss);
+      co_return true;
+    }
     log::Info(kModule, "pass_through",
               {{"req", exchange.id()}, {"digest", digest.Hex()}, {"bytes", size},
                {"reason", joined.error().message()}});

@@ -631,6 +631,11 @@ Result<void> BlobWriter::Commit() {
   }
   state_.store(State::kCommitted);
   store_.Committed(reservation_, expected_size_);
+  // In the index now: once evicted (at once, in a small cache) it may be
+  // written again while this writer's readers still hold it.
+  lock.lock();
+  LetGo(lock);
+  lock.unlock();
   store_.NotifyCommitted(CommittedBlob{digest_, expected_size_, target});
   return {};
 }
@@ -638,10 +643,15 @@ Result<void> BlobWriter::Commit() {
 void BlobWriter::MarkFailed(std::unique_lock<std::mutex>& lock) {
   // Once: by then the staging path may be a new writer's of the same digest.
   if (state_.exchange(State::kFailed) == State::kFailed) return;
-  (void)store_.disk_.Remove(staging_path_);  // fsck removes leftovers at the next start
-  // A failed writer holds nothing back: the digest may be written afresh
-  // at once, while readers of this one still hold it.
-  LetGo(lock);
+  // A failed writer holds nothing back while readers of it live on: its
+  // space (the unlinked file's blocks go with the last descriptor) and the
+  // digest, which the next request may start writing afresh.
+  store_.staged_ -= staged_.exchange(0);
+  reservation_ = Reservation();
+  // fsck removes leftovers at the next start. A file that could not be
+  // removed keeps the digest until this writer is gone: a new writer would
+  // truncate it under this one's readers.
+  if (store_.disk_.Remove(staging_path_)) LetGo(lock);
 }
 
 void BlobWriter::Abort() {

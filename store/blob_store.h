@@ -26,7 +26,7 @@
 //     a cold dentry/inode cache);
 //   BlobWriter::contiguous_bytes, WrittenFrom, verified, state, OpenReader:
 //     the writer's short mutex (Commit() and WriteAt() never hold it across
-//     a disk wait) and one open(2).
+//     a disk wait), or one fcntl(2) duplicating a descriptor.
 // Everything else blocks on the disk and runs on a blocking pool (Offload):
 //   BeginWrite (reserves space: statvfs, eviction with LMDB commits, unlinks;
 //   creates the staging file), Reserve, EvictTo, Remove, and BlobWriter's
@@ -123,9 +123,9 @@ class BlobStore {
   // reserving that much space (see Reserve()); the writer holds the
   // reservation until it commits or aborts.
   // Errors: core::Errc::kAlreadyExists if it is committed already;
-  // Errc::kBusy if another writer holds it (one that has not failed: a
-  // failed writer lets the digest go at once, though its readers keep it
-  // alive); Errc::kNoSpace if the space
+  // Errc::kBusy if another writer holds it (one that has neither failed
+  // nor committed: those let the digest go at once, though their readers
+  // keep them alive); Errc::kNoSpace if the space
   // cannot be reserved (the caller may serve pass-through instead); system
   // errors from the filesystem. The writer must not outlive the store.
   Result<std::unique_ptr<BlobWriter>> BeginWrite(const Digest& digest,

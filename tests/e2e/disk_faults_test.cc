@@ -23,6 +23,7 @@
 #include <future>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -222,6 +223,39 @@ TEST_F(DiskFaultsTest, AReadOnlyCacheDirectoryServesWhatItHoldsAndPassesTheRestT
   EXPECT_NE(refused->err().find("Read-only file system"), std::string::npos) << refused->err();
   EXPECT_NE(refused->err().find(cache_dir().string()), std::string::npos) << refused->err();
   Remount(/*read_only=*/false);
+}
+
+// Requests for a file whose answer is cached (a HEAD before) join a
+// download that then fails to open its writer: the staging directory refuses
+// (EROFS, after 300 ms). They have no download URL of their own to pass
+// through from, so they ask the Hub for one (they got a 502: a pass-through
+// to nowhere).
+TEST_F(DiskFaultsTest, RequestsThatJoinADownloadThatCannotStartGetTheFileFromTheHub) {
+  MountTmpfs(64 * kMiB);
+  const fs::path read_only = cache_dir().parent_path() / "read-only";
+  StartHubcache({}, ShimEnv({{"EROFS_SHIM_DIR", (cache_dir() / "staging").string()},
+                             {"EROFS_SHIM_SWITCH", read_only.string()},
+                             {"EROFS_SHIM_OPEN_DELAY_MS", "300"}}));
+  std::ofstream(read_only).put('1');
+  const std::string big = "/datasets/org/data/resolve/main/data/big.parquet";
+  ASSERT_EQ(Head(big).status, 200);
+  std::vector<HttpResponse> burst(8);
+  std::vector<std::thread> clients;
+  clients.emplace_back([&] { burst[0] = Get(big); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  for (std::size_t i = 1; i < burst.size(); ++i) {
+    clients.emplace_back([&, i] { burst[i] = Get(big); });
+  }
+  for (auto& t : clients) t.join();
+  const std::string want = hub().FileContent("dataset", "org/data", "main", "data/big.parquet");
+  for (const auto& r : burst) {
+    EXPECT_EQ(r.status, 200) << r.body;
+    EXPECT_TRUE(r.body == want);
+  }
+  fs::remove(read_only);
+  StopHubcache();
+  const RunResult verify = Verify();
+  EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
 }
 
 // The disk fails to read a stored blob back (EIO). The blob leaves the store

@@ -413,7 +413,9 @@ TEST_F(BlobStoreTest, AFailedWriterLetsTheDigestGoAtOnce) {
   auto failed = store_->BeginWrite(digest, content.size());
   ASSERT_TRUE(failed);
   ASSERT_TRUE((*failed)->WriteAt(0, AsBytes(content, 0, 10)));
+  EXPECT_EQ(store_->reserved_bytes(), content.size());
   (*failed)->Abort();
+  EXPECT_EQ(store_->reserved_bytes(), 0u) << "a failed writer's space is free at once";
   auto next = store_->BeginWrite(digest, content.size());
   ASSERT_TRUE(next) << next.error().message();
   // The failed one going away does not end the new one's claim.
@@ -422,6 +424,12 @@ TEST_F(BlobStoreTest, AFailedWriterLetsTheDigestGoAtOnce) {
   ASSERT_TRUE((*next)->WriteAt(0, AsBytes(content)));
   ASSERT_TRUE((*next)->Commit());
   EXPECT_EQ(ReadAll(store_->Lookup(digest)->fd.get()), content);
+  // Committed, then evicted while the writer lives on (its readers hold it):
+  // the blob can be written again.
+  ASSERT_TRUE(store_->Remove(digest));
+  auto again = store_->BeginWrite(digest, content.size());
+  ASSERT_TRUE(again) << again.error().message();
+  again->reset();
   // So does one whose bytes were wrong.
   const std::string other = Content(1000, 18);
   const Digest other_digest = HashBytes(DigestKind::kSha256, other);

@@ -12,7 +12,8 @@
  * while the file named by EROFS_SHIM_SWITCH exists, everything under the
  * directory EROFS_SHIM_DIR fails to be written with EROFS: opening for
  * writing, creating, renaming, unlinking, making directories, and writing,
- * truncating or syncing descriptors opened there (LMDB's too).
+ * truncating or syncing descriptors opened there (LMDB's too). With
+ * EROFS_SHIM_OPEN_DELAY_MS, a refused open for writing fails after that long.
  *
  * Without the variables the shim does nothing.
  *
@@ -99,6 +100,18 @@ static int refuse_path(const char* path) {
   return 0;
 }
 
+/* A refused open for writing, after EROFS_SHIM_OPEN_DELAY_MS if set (a disk
+ * that takes its time to fail: what joins a download meanwhile). */
+static int slow_refusal(void) {
+  const char* ms = getenv("EROFS_SHIM_OPEN_DELAY_MS");
+  if (ms != NULL && atoi(ms) > 0) {
+    const int saved = errno;
+    usleep((useconds_t)atoi(ms) * 1000);
+    errno = saved;
+  }
+  return -1;
+}
+
 /* Whether a write to `fd` must fail with EROFS. */
 static int refuse_fd(int fd) {
   if (fd >= 0 && fd < MAX_FDS && atomic_load(&dir_fd[fd]) && read_only()) {
@@ -131,7 +144,7 @@ int open(const char* path, int flags, ...) {
   va_start(ap, flags);
   const mode_t mode = mode_of(flags, ap);
   va_end(ap);
-  if (writes(flags) && refuse_path(path)) return -1;
+  if (writes(flags) && refuse_path(path)) return slow_refusal();
   return opened(((openat_fn)next("openat"))(AT_FDCWD, path, flags, mode), path);
 }
 int open64(const char* path, int flags, ...) {
@@ -139,7 +152,7 @@ int open64(const char* path, int flags, ...) {
   va_start(ap, flags);
   const mode_t mode = mode_of(flags, ap);
   va_end(ap);
-  if (writes(flags) && refuse_path(path)) return -1;
+  if (writes(flags) && refuse_path(path)) return slow_refusal();
   return opened(((openat_fn)next("openat"))(AT_FDCWD, path, flags, mode), path);
 }
 int openat(int dir, const char* path, int flags, ...) {
@@ -147,7 +160,7 @@ int openat(int dir, const char* path, int flags, ...) {
   va_start(ap, flags);
   const mode_t mode = mode_of(flags, ap);
   va_end(ap);
-  if (writes(flags) && refuse_path(path)) return -1;
+  if (writes(flags) && refuse_path(path)) return slow_refusal();
   return opened(((openat_fn)next("openat"))(dir, path, flags, mode), path);
 }
 int openat64(int dir, const char* path, int flags, ...) {
@@ -155,7 +168,7 @@ int openat64(int dir, const char* path, int flags, ...) {
   va_start(ap, flags);
   const mode_t mode = mode_of(flags, ap);
   va_end(ap);
-  if (writes(flags) && refuse_path(path)) return -1;
+  if (writes(flags) && refuse_path(path)) return slow_refusal();
   return opened(((openat_fn)next("openat"))(dir, path, flags, mode), path);
 }
 
