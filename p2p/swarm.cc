@@ -147,6 +147,14 @@ struct DownloadState {
       if (self->wake != nullptr) self->wake->cancel();
     });
   }
+  // Fails the download (the first cause is kept) and wakes its coroutine.
+  void Fail(const std::shared_ptr<DownloadState>& self, ErrorCode why) {
+    {
+      std::lock_guard lock(mu);
+      if (!failure) failure = why;
+    }
+    Notify(self);
+  }
 };
 
 struct Entry {
@@ -220,6 +228,8 @@ struct Swarm::Impl {
                   std::vector<net::ip::tcp::endpoint> peers, std::shared_ptr<DownloadState> state);
   void Remove(std::shared_ptr<Entry> entry, lt::remove_flags_t flags);
   void PumpReads(Entry& entry);
+  // Stops offering a seed whose file is gone or unreadable, and counts it.
+  void DropSeed(const std::shared_ptr<Entry>& entry);
   void SetDeadlines(const std::string& hex, int first, int last);
   void ApplyPreference(Entry& entry, const std::vector<bool>& first);
   void Housekeeping();
@@ -304,11 +314,7 @@ Swarm::~Swarm() {
     // Wake any downloader still waiting: the session is going away.
     for (auto& [hex, entry] : impl->by_hex) {
       if (entry->download) {
-        {
-          std::lock_guard lock(entry->download->mu);
-          entry->download->failure = core::Errc::kUnavailable;
-        }
-        entry->download->Notify(entry->download);
+        entry->download->Fail(entry->download, core::Errc::kUnavailable);
         entry->download->released = true;
       }
     }
@@ -383,11 +389,7 @@ void Swarm::Impl::Handle(lt::alert* a) {
     if (added->error) {
       log::Warn(kModule, "torrent_add_failed",
                 {{"digest", entry->hex}, {"error", added->error.message()}});
-      if (entry->download) {
-        std::lock_guard lock(entry->download->mu);
-        entry->download->failure = added->error;
-      }
-      if (entry->download) entry->download->Notify(entry->download);
+      if (entry->download) entry->download->Fail(entry->download, added->error);
       by_hex.erase(it);
       return;
     }
@@ -474,11 +476,7 @@ void Swarm::Impl::Handle(lt::alert* a) {
     if (!entry->download->staying.empty()) return;
     const lt::torrent_status status = entry->handle.status({});
     if (status.num_peers > 0 || status.is_finished || status.is_seeding) return;
-    {
-      std::lock_guard lock(entry->download->mu);
-      if (!entry->download->failure) entry->download->failure = Errc::kPeersGone;
-    }
-    entry->download->Notify(entry->download);
+    entry->download->Fail(entry->download, Errc::kPeersGone);
     return;
   }
   if (auto* dropped = lt::alert_cast<lt::alerts_dropped_alert>(a)) {
@@ -503,13 +501,7 @@ void Swarm::Impl::Handle(lt::alert* a) {
     auto entry = FindHandle(error->handle);
     log::Warn(kModule, "torrent_error",
               {{"digest", entry ? entry->hex : std::string()}, {"error", error->error.message()}});
-    if (entry && entry->download) {
-      {
-        std::lock_guard lock(entry->download->mu);
-        entry->download->failure = error->error;
-      }
-      entry->download->Notify(entry->download);
-    }
+    if (entry && entry->download) entry->download->Fail(entry->download, error->error);
     return;
   }
   if (auto* file_error = lt::alert_cast<lt::file_error_alert>(a)) {
@@ -518,16 +510,10 @@ void Swarm::Impl::Handle(lt::alert* a) {
               {{"digest", entry ? entry->hex : std::string()},
                {"error", file_error->error.message()}});
     if (entry && entry->download) {
-      {
-        std::lock_guard lock(entry->download->mu);
-        entry->download->failure = file_error->error;
-      }
-      entry->download->Notify(entry->download);
+      entry->download->Fail(entry->download, file_error->error);
     } else if (entry) {
       // A seed whose file went away or cannot be read: stop offering it.
-      Remove(entry, {});
-      std::lock_guard lock(mu);
-      ++stats.seeds_dropped;
+      DropSeed(entry);
     }
     return;
   }
@@ -543,12 +529,16 @@ void Swarm::Impl::Handle(lt::alert* a) {
     if (entry && entry->kind == Entry::Kind::kSeed) {
       // Its file is gone or changed size (evicted as it was loaded): the same
       // drop as a file error once seeding.
-      Remove(entry, {});
-      std::lock_guard lock(mu);
-      ++stats.seeds_dropped;
+      DropSeed(entry);
     }
     return;
   }
+}
+
+void Swarm::Impl::DropSeed(const std::shared_ptr<Entry>& entry) {
+  Remove(entry, {});
+  std::lock_guard lock(mu);
+  ++stats.seeds_dropped;
 }
 
 void Swarm::Impl::PumpReads(Entry& entry) {
@@ -650,11 +640,7 @@ void Swarm::Impl::DoDownload(const std::string& hex, std::shared_ptr<lt::torrent
                              std::vector<net::ip::tcp::endpoint> peers,
                              std::shared_ptr<DownloadState> state) {
   if (by_hex.contains(hex)) {
-    {
-      std::lock_guard lock(state->mu);
-      state->failure = Errc::kBusy;
-    }
-    state->Notify(state);
+    state->Fail(state, Errc::kBusy);
     return;
   }
   // A scratch file left by a crash would be checked and its pieces never
